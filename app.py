@@ -1,0 +1,37 @@
+"""Entry point: `streamlit run app.py`. Routes only; every page calls into `mediagen`."""
+
+from contextlib import asynccontextmanager
+
+import streamlit as st
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from mediagen import runtime
+from mediagen.config import Settings
+from mediagen.ui.navigation import build_navigation
+
+_settings = Settings()
+_settings.media_dir.mkdir(parents=True, exist_ok=True)
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    # Once per server process: never per browser session, so there is exactly one poller.
+    runtime.start()
+    try:
+        yield None
+    finally:
+        runtime.stop()
+
+
+app = st.App(
+    __file__,
+    # The local storage backend's files, on the app's own port, with Range support (206).
+    routes=[Mount("/cdn", app=StaticFiles(directory=_settings.media_dir), name="cdn")],
+    lifespan=lifespan,
+)
+
+# Uvicorn imports this file once as a module to find `app`; Streamlit then runs it as
+# `__main__` for every browser session, which is when the page should render.
+if __name__ == "__main__":
+    build_navigation().run()

@@ -1,0 +1,211 @@
+"""The model catalogue: which provider serves which model, and the parameters each accepts.
+
+Validation lives here so that the UI, the CLI and the tests refuse the same inputs with the same
+words: the field, the problem and the allowed values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidInput
+from .states import JobKind
+
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One option a model accepts. ``normalize`` returns the canonical value or raises."""
+
+    name: str
+    help: str = ""
+
+    @property
+    def default(self) -> Any:
+        return None
+
+    def normalize(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class IntRange(Param):
+    low: int = 0
+    high: int = 0
+    default_value: int | None = None
+
+    @property
+    def default(self) -> int | None:
+        return self.default_value
+
+    def normalize(self, value: Any) -> int | None:
+        if value is None:
+            return self.default_value
+        try:
+            number = int(value)
+            if isinstance(value, float) and number != value:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise InvalidInput(self.name, f"{value!r} is not a whole number", self.describe()) from None
+        if not self.low <= number <= self.high:
+            raise InvalidInput(self.name, f"{number} is out of range", self.describe())
+        return number
+
+    def describe(self) -> str:
+        return f"{self.low}–{self.high}"
+
+
+@dataclass(frozen=True)
+class Choice(Param):
+    choices: tuple[str, ...] = ()
+    default_value: str | None = None
+
+    @property
+    def default(self) -> str | None:
+        return self.default_value
+
+    def normalize(self, value: Any) -> str | None:
+        if value is None:
+            return self.default_value
+        text = str(value).strip()
+        if text not in self.choices:
+            raise InvalidInput(self.name, f"{text!r} is not offered", self.choices)
+        return text
+
+
+@dataclass(frozen=True)
+class Size(Param):
+    """``WxH``. Either a fixed list (``choices``) or any size within the bounds (``presets`` are
+    what a form offers first)."""
+
+    choices: tuple[str, ...] = ()
+    presets: tuple[str, ...] = ()
+    min_side: int = 1
+    max_width: int = 0
+    max_height: int = 0
+    max_pixels: int | None = None
+    multiple_of: int = 1
+    default_value: str = ""
+
+    @property
+    def default(self) -> str:
+        return self.default_value
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return self.choices or self.presets
+
+    def normalize(self, value: Any) -> str:
+        if value is None:
+            return self.default_value
+        match = _SIZE_RE.match(str(value))
+        if not match:
+            raise InvalidInput(self.name, f"{value!r} is not WIDTHxHEIGHT", self.describe())
+        width, height = int(match[1]), int(match[2])
+        size = f"{width}x{height}"
+        if self.choices:
+            if size not in self.choices:
+                raise InvalidInput(self.name, f"{size} is not offered by this model", self.choices)
+            return size
+        fits = (
+            self.min_side <= width <= self.max_width
+            and self.min_side <= height <= self.max_height
+            and (self.max_pixels is None or width * height <= self.max_pixels)
+            and width % self.multiple_of == 0
+            and height % self.multiple_of == 0
+        )
+        if not fits:
+            raise InvalidInput(self.name, f"{size} is not allowed for this model", self.describe())
+        return size
+
+    def describe(self) -> str:
+        if self.choices:
+            return ", ".join(self.choices)
+        text = f"width {self.min_side}–{self.max_width}, height {self.min_side}–{self.max_height}"
+        if self.max_pixels:
+            text += f", at most {self.max_pixels:,} pixels"
+        if self.multiple_of > 1:
+            text += f", both multiples of {self.multiple_of}"
+        return text
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    width, height = size.lower().split("x")
+    return int(width), int(height)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    provider: str
+    kind: JobKind
+    label: str
+    params: tuple[Param, ...] = ()
+    max_prompt_chars: int | None = None
+    # What the provider calls the model, when it differs from our catalogue name.
+    provider_model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+
+class Catalog:
+    """Every model we know, keyed by name; built from the provider registry."""
+
+    def __init__(self, models: Iterable[ModelSpec]) -> None:
+        self._models: dict[str, ModelSpec] = {}
+        for spec in models:
+            if spec.name in self._models:
+                raise ValueError(f"model {spec.name!r} is registered twice")
+            self._models[spec.name] = spec
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._models
+
+    def models(self, kind: JobKind | str | None = None) -> list[ModelSpec]:
+        return [m for m in self._models.values() if kind is None or m.kind == kind]
+
+    def get(self, name: str, kind: JobKind | str | None = None) -> ModelSpec:
+        spec = self._models.get(name)
+        if spec is None or (kind is not None and spec.kind != kind):
+            allowed = [m.name for m in self.models(kind)]
+            raise InvalidInput("model", f"unknown {kind or ''} model {name!r}".replace("  ", " "), allowed)
+        return spec
+
+
+def validate_prompt(prompt: Any, limit: int) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidInput("prompt", "must not be empty", f"1–{limit} characters")
+    text = prompt.strip()
+    if len(text) > limit:
+        raise InvalidInput("prompt", f"is {len(text):,} characters long", f"at most {limit:,}")
+    return text
+
+
+def validate_params(spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """Canonical parameters for ``spec``, defaults filled in; unknown names are refused."""
+    known = {p.name for p in spec.params}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidInput(unknown[0], f"is not an option of {spec.name}", sorted(known) or "none")
+    result: dict[str, Any] = {}
+    for param in spec.params:
+        value = param.normalize(params.get(param.name))
+        if value is not None:
+            result[param.name] = value
+    return result
+
+
+def model_choices(models: Sequence[ModelSpec]) -> list[str]:
+    return [m.name for m in models]

@@ -1,0 +1,204 @@
+"""``python -m mediagen``: JSON on stdout, messages on stderr.
+
+Exit codes: 0 success; 1 the generation failed (recorded as a failed job); 2 invalid input
+(nothing was created).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import jobs
+from .config import Settings
+from .errors import InvalidInput, MediagenError, NotFound
+from .states import JobKind, JobStatus
+from .studio import Studio
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mediagen", description="Generate and manage media jobs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    image = sub.add_parser("image", help="generate images now and print the finished job")
+    image.add_argument("prompt")
+    image.add_argument("--model", help="catalogue model name (default: first configured image model)")
+    image.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1024x1024")
+    image.add_argument("--n", type=int, help="how many images")
+    image.add_argument("--seed", type=int, help="same prompt and seed give the same result")
+
+    video = sub.add_parser("video", help="queue a video job (and with --wait, follow it to the end)")
+    video.add_argument("prompt")
+    video.add_argument("--model", help="catalogue model name (default: first configured video model)")
+    video.add_argument("--duration", type=int, help="length in seconds")
+    video.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
+    video.add_argument("--seed", type=int, help="same prompt and seed give the same result")
+    video.add_argument("--wait", action="store_true", help="run the poller here until the job ends")
+
+    listing = sub.add_parser("jobs", help="list jobs, newest first")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    listing.add_argument("--kind", choices=[k.value for k in JobKind])
+    listing.add_argument("--limit", type=int, default=50)
+
+    for name, text in (
+        ("job", "show one job with its events"),
+        ("cancel", "cancel a queued or running job"),
+        ("retry", "start a new job with the same parameters"),
+    ):
+        sub.add_parser(name, help=text).add_argument("id")
+
+    worker = sub.add_parser("worker", help="run the poller (the same scheduler the app runs)")
+    worker.add_argument("--once", action="store_true", help="run a single tick and exit")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"])
+
+    sub.add_parser("models", help="list the models configured here and their options")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command == "worker" else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the setting and the problem
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    studio = Studio.open(settings)
+    try:
+        return COMMANDS[args.command](studio, args)
+    except (InvalidInput, NotFound) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except MediagenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        studio.close()
+
+
+def _emit(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _finished(studio: Studio, job: Any) -> int:
+    _emit(jobs.job_to_dict(studio, job))
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING):
+        return EXIT_OK
+    print(f"error: job {job.id} {job.status}: {job.error_message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _image(studio: Studio, args: argparse.Namespace) -> int:
+    params = {"size": args.size, "n": args.n, "seed": args.seed}
+    return _finished(studio, jobs.generate_image(studio, args.prompt, model=args.model, params=params))
+
+
+def _video(studio: Studio, args: argparse.Namespace) -> int:
+    params = {"duration": args.duration, "size": args.size, "seed": args.seed}
+    job = jobs.submit_video(studio, args.prompt, model=args.model, params=params)
+    if args.wait:
+        job = _wait(studio, job.id)
+    return _finished(studio, job)
+
+
+def _wait(studio: Studio, job_id: str) -> Any:
+    from .poller import default_worker_id, tick
+
+    worker_id, last = default_worker_id(), None
+    while True:
+        tick(studio, worker_id=worker_id)
+        job = jobs.get_job(studio, job_id)
+        if (job.status, job.progress) != last:
+            print(f"{job.id}: {job.status} {job.progress}%", file=sys.stderr)
+            last = (job.status, job.progress)
+        if JobStatus(job.status).is_final:
+            return job
+        time.sleep(min(0.5, studio.settings.poll_interval_s))
+
+
+def _jobs(studio: Studio, args: argparse.Namespace) -> int:
+    found = jobs.list_jobs(studio, status=args.status, kind=args.kind, limit=args.limit)
+    _emit([jobs.job_to_dict(studio, job) for job in found])
+    return EXIT_OK
+
+
+def _job(studio: Studio, args: argparse.Namespace) -> int:
+    _emit(jobs.job_to_dict(studio, jobs.get_job(studio, args.id), events=True))
+    return EXIT_OK
+
+
+def _cancel(studio: Studio, args: argparse.Namespace) -> int:
+    _emit(jobs.job_to_dict(studio, jobs.cancel_job(studio, args.id)))
+    return EXIT_OK
+
+
+def _retry(studio: Studio, args: argparse.Namespace) -> int:
+    return _finished(studio, jobs.retry_job(studio, args.id))
+
+
+def _worker(studio: Studio, args: argparse.Namespace) -> int:
+    from .poller import tick
+    from .scheduler import start_scheduler
+
+    if args.once:
+        _emit(dict(tick(studio)))
+        return EXIT_OK
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = start_scheduler(studio)
+    print(f"worker polling every {studio.settings.poll_interval_s} s; Ctrl+C to stop", file=sys.stderr)
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    return EXIT_OK
+
+
+def _db(studio: Studio, args: argparse.Namespace) -> int:
+    studio.db.upgrade()  # Studio.open already upgraded; this makes the intent explicit
+    print("database is at the latest revision", file=sys.stderr)
+    return EXIT_OK
+
+
+def _models(studio: Studio, args: argparse.Namespace) -> int:
+    _emit(
+        [
+            {
+                "name": m.name,
+                "provider": m.provider,
+                "kind": str(m.kind),
+                "label": m.label,
+                "params": {p.name: {"allowed": p.describe(), "default": p.default} for p in m.params},
+            }
+            for m in studio.catalog.models()
+        ]
+    )
+    return EXIT_OK
+
+
+COMMANDS = {
+    "image": _image,
+    "video": _video,
+    "jobs": _jobs,
+    "job": _job,
+    "cancel": _cancel,
+    "retry": _retry,
+    "worker": _worker,
+    "db": _db,
+    "models": _models,
+}

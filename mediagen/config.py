@@ -1,0 +1,96 @@
+"""Every default in one place. Each setting says why it exists.
+
+Settings come from ``MEDIAGEN_*`` environment variables (or a ``.env`` file beside the app).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAGEN_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Holds the SQLite database and locally stored media; one folder to back up.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; overrides the SQLite file in the data dir (PostgreSQL to scale out).",
+    )
+    storage: Literal["local"] = Field(
+        "local",
+        description="Where media is kept: `local` is a folder the app itself serves at /cdn.",
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8501/cdn",
+        description="Base of every asset URL; must be absolute because browsers fetch it directly.",
+    )
+    poll_interval_s: float = Field(
+        2.0,
+        gt=0,
+        le=300,
+        description="How often the background poller looks for due video jobs.",
+    )
+    image_deadline_s: int = Field(
+        300,
+        gt=0,
+        description="An image job still unfinished after this long is marked timed out.",
+    )
+    video_deadline_s: int = Field(
+        1800,
+        gt=0,
+        description="A video job still unfinished after this long is marked timed out.",
+    )
+    lease_s: int = Field(
+        120,
+        gt=0,
+        description="How long a poller owns a claimed job; a crashed worker's jobs free up after it.",
+    )
+    poll_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Jobs one tick polls at once; bounded so one tick cannot flood a provider.",
+    )
+    max_prompt_chars: int = Field(
+        4000,
+        ge=1,
+        description="Longest prompt accepted; longer ones are refused before anything is stored.",
+    )
+    max_media_bytes: int = Field(
+        512 * 1024 * 1024,
+        gt=0,
+        description="Largest single media file ingested; stops runaway downloads.",
+    )
+    download_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Total time allowed to copy one result out of a provider.",
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        # st.image/st.video treat a relative URL as a local file path, so it must be absolute.
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s):// URL, e.g. http://127.0.0.1:8501/cdn")
+        return value.rstrip("/")
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mediagen.db').resolve()}"
+
+    def deadline_for(self, kind: str) -> int:
+        return self.image_deadline_s if kind == "image" else self.video_deadline_s

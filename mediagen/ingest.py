@@ -1,0 +1,191 @@
+"""Copy provider output into our storage: one path for bytes, base64, URLs and files.
+
+Every source becomes a stream of chunks written to a spooled temporary file (in memory while
+small, on disk when large) while we count and hash. Then the bytes are identified from their
+magic numbers, decoded, thumbnailed and stored under deterministic keys, so a repeated ingest of
+the same job overwrites instead of duplicating. If anything fails, whatever this call stored is
+deleted again: a job never keeps half its files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import io
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from .errors import IngestError, ProviderError
+from .media import inspect
+from .providers.base import MediaSource
+from .states import JobKind
+from .storage.base import Storage
+
+CHUNK = 1024 * 1024
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+# Base64 is decoded a multiple of 4 characters at a time so no chunk splits a quantum.
+B64_CHUNK = 4 * 256 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    deadline_s: float
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    index: int
+    key: str
+    thumbnail_key: str
+    content_type: str
+    bytes: int
+    sha256: str
+    width: int
+    height: int
+    duration_s: float | None
+
+
+def media_key(kind: JobKind | str, created_at: datetime, job_id: str, index: int, ext: str) -> str:
+    return f"{JobKind(kind).value}/{created_at:%Y/%m/%d}/{job_id}-{index}.{ext}"
+
+
+def thumbnail_key(original_key: str) -> str:
+    return original_key.rsplit(".", 1)[0] + ".thumb.webp"
+
+
+def ingest_outputs(
+    storage: Storage,
+    sources: Sequence[MediaSource],
+    *,
+    kind: JobKind,
+    job_id: str,
+    created_at: datetime,
+    limits: Limits,
+    http: httpx.Client | None = None,
+) -> list[StoredMedia]:
+    if not sources:
+        raise IngestError("the provider reported success but returned no media")
+    written: list[str] = []
+    try:
+        results = []
+        for index, source in enumerate(sources):
+            results.append(
+                _ingest_one(storage, source, kind, job_id, created_at, index, limits, http, written)
+            )
+        return results
+    except BaseException:
+        delete_keys(storage, written)
+        raise
+
+
+def delete_keys(storage: Storage, keys: Sequence[str]) -> None:
+    for key in keys:
+        # Best effort: the caller reports the original failure, not the cleanup's.
+        with contextlib.suppress(Exception):
+            storage.delete(key)
+
+
+def _ingest_one(
+    storage: Storage,
+    source: MediaSource,
+    kind: JobKind,
+    job_id: str,
+    created_at: datetime,
+    index: int,
+    limits: Limits,
+    http: httpx.Client | None,
+    written: list[str],
+) -> StoredMedia:
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        digest = hashlib.sha256()
+        size = 0
+        deadline = time.monotonic() + limits.deadline_s
+        for chunk in _chunks(source, http):
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise IngestError(
+                    f"output {index} is larger than the {limits.max_bytes:,}-byte limit "
+                    "(MEDIAGEN_MAX_MEDIA_BYTES)"
+                )
+            if time.monotonic() > deadline:
+                raise IngestError(f"copying output {index} took longer than {limits.deadline_s:.0f} s")
+            digest.update(chunk)
+            spool.write(chunk)
+        if size == 0:
+            raise IngestError(f"output {index} is empty")
+        info = inspect(spool, kind)  # type: ignore[arg-type]  # SpooledTemporaryFile is binary
+        key = media_key(kind, created_at, job_id, index, info.extension)
+        thumb_key = thumbnail_key(key)
+        written.append(key)
+        storage.put(key, spool, info.content_type)  # type: ignore[arg-type]
+        written.append(thumb_key)
+        storage.put(thumb_key, io.BytesIO(info.thumbnail_webp), "image/webp")
+        return StoredMedia(
+            index=index,
+            key=key,
+            thumbnail_key=thumb_key,
+            content_type=info.content_type,
+            bytes=size,
+            sha256=digest.hexdigest(),
+            width=info.width,
+            height=info.height,
+            duration_s=info.duration_s,
+        )
+
+
+def _chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[bytes]:
+    if source.data is not None:
+        view = memoryview(source.data)
+        for start in range(0, len(view), CHUNK):
+            yield bytes(view[start : start + CHUNK])
+    elif source.b64 is not None:
+        yield from _b64_chunks(source.b64)
+    elif source.path is not None:
+        with source.path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+    elif source.url is not None:
+        yield from _url_chunks(source, http)
+
+
+def _b64_chunks(text: str) -> Iterator[bytes]:
+    if text.startswith("data:"):  # data URLs: "data:image/png;base64,...."
+        text = text.partition(",")[2]
+    compact = "".join(text.split())
+    for start in range(0, len(compact), B64_CHUNK):
+        try:
+            yield base64.b64decode(compact[start : start + B64_CHUNK], validate=True)
+        except (binascii.Error, ValueError):
+            raise IngestError("output is not valid base64") from None
+
+
+def _url_chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[bytes]:
+    assert source.url is not None
+    client = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
+    try:
+        with client.stream("GET", source.url, headers=dict(source.headers)) as response:
+            if response.status_code >= 400:
+                transient = response.status_code in (408, 429) or response.status_code >= 500
+                raise ProviderError(
+                    f"downloading {source.describe()} failed with HTTP {response.status_code}",
+                    code="download_failed",
+                    retryable=transient,
+                )
+            yield from response.iter_bytes(CHUNK)  # the caller enforces size and deadline
+    except httpx.HTTPError as exc:
+        raise ProviderError(
+            f"downloading {source.describe()} failed: {type(exc).__name__}",
+            code="download_failed",
+            retryable=True,
+        ) from None
+    finally:
+        if http is None:
+            client.close()

@@ -1,0 +1,109 @@
+"""Applying state changes to jobs: every change checked by the state machine, recorded as an
+event, and — for anything a worker or a user does concurrently — fenced by ``attempt``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .db import Database
+from .ingest import StoredMedia, delete_keys
+from .models import Asset, Job, JobEvent, utcnow
+from .states import JobStatus, check_transition
+from .storage.base import Storage
+
+
+def record(
+    session: Session,
+    job: Job,
+    status: JobStatus,
+    *,
+    message: str | None = None,
+    progress: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Move ``job`` to ``status`` (the state machine decides if it may) and log the event."""
+    now = now or utcnow()
+    previous = JobStatus(job.status)
+    check_transition(previous, status)
+    job.status = status
+    if progress is not None:
+        job.progress = max(0, min(100, progress))
+    if status is JobStatus.RUNNING and job.started_at is None:
+        job.started_at = now
+    if status is JobStatus.SUCCEEDED:
+        job.progress = 100
+    if status.is_final:
+        job.finished_at = now
+        job.lease_owner = job.lease_until = job.next_poll_at = None
+    session.add(JobEvent(job=job, at=now, status=status.value, progress=job.progress, message=message))
+
+
+@contextmanager
+def fenced(db: Database, job_id: str, attempt: int) -> Iterator[tuple[Session, Job | None]]:
+    """A write transaction holding the job only if nobody has touched it since ``attempt``.
+
+    Yields ``None`` for the job when a newer claim or a user action has bumped the token: the
+    caller's result is stale and must not be written.
+    """
+    with db.write() as session:
+        job = session.scalars(
+            select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
+        ).one_or_none()
+        if job is not None and JobStatus(job.status).is_final:
+            job = None
+        yield session, job
+
+
+def finish(
+    db: Database,
+    storage: Storage,
+    job_id: str,
+    attempt: int,
+    status: JobStatus,
+    *,
+    message: str | None = None,
+    error_code: str | None = None,
+    stored: Sequence[StoredMedia] = (),
+    usage: dict | None = None,
+) -> bool:
+    """End a job once. Returns False (and deletes ``stored`` objects) if the result is stale."""
+    committed = False
+    try:
+        with fenced(db, job_id, attempt) as (session, job):
+            if job is not None:
+                for media in stored:
+                    session.add(asset_row(job, storage.name, media))
+                if status is not JobStatus.SUCCEEDED:
+                    job.error_code, job.error_message = error_code or status.value, message
+                if usage:
+                    job.usage = usage
+                if status is JobStatus.SUCCEEDED and job.status == JobStatus.QUEUED:
+                    # The provider ran the whole task between two polls.
+                    record(session, job, JobStatus.RUNNING)
+                record(session, job, status, message=message)
+        committed = job is not None
+        return committed
+    finally:
+        if not committed and stored:
+            delete_keys(storage, [k for m in stored for k in (m.key, m.thumbnail_key)])
+
+
+def asset_row(job: Job, storage_name: str, media: StoredMedia) -> Asset:
+    return Asset(
+        job=job,
+        index=media.index,
+        storage=storage_name,
+        key=media.key,
+        thumbnail_key=media.thumbnail_key,
+        content_type=media.content_type,
+        bytes=media.bytes,
+        sha256=media.sha256,
+        width=media.width,
+        height=media.height,
+        duration_s=media.duration_s,
+    )

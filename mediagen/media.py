@@ -1,0 +1,113 @@
+"""Looking inside media: the real type from magic bytes, dimensions, duration, thumbnails.
+
+Nothing here trusts a provider's word about what it sent.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+import filetype
+from PIL import Image, UnidentifiedImageError
+
+from .errors import IngestError
+from .states import JobKind
+
+THUMBNAIL_SIDE = 384
+THUMBNAIL_QUALITY = 78
+
+# Sniffed MIME type -> (kind, file extension). Anything else is refused.
+ACCEPTED_TYPES: dict[str, tuple[JobKind, str]] = {
+    "image/png": (JobKind.IMAGE, "png"),
+    "image/jpeg": (JobKind.IMAGE, "jpg"),
+    "image/webp": (JobKind.IMAGE, "webp"),
+    "image/gif": (JobKind.IMAGE, "gif"),
+    "video/mp4": (JobKind.VIDEO, "mp4"),
+    "video/quicktime": (JobKind.VIDEO, "mov"),
+    "video/webm": (JobKind.VIDEO, "webm"),
+}
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    content_type: str
+    kind: JobKind
+    extension: str
+    width: int
+    height: int
+    duration_s: float | None
+    thumbnail_webp: bytes
+
+
+def sniff(head: bytes) -> str | None:
+    """The MIME type the bytes themselves declare, or None."""
+    guess = filetype.guess(head)
+    return guess.mime if guess else None
+
+
+def inspect(data: BinaryIO, expected: JobKind) -> MediaInfo:
+    """Identify, decode and thumbnail ``data``; raise ``IngestError`` if it is not usable media
+    of the ``expected`` kind."""
+    data.seek(0)
+    head = data.read(8192)
+    data.seek(0)
+    mime = sniff(head)
+    if mime is None:
+        raise IngestError("output is not a recognisable image or video (unknown file signature)")
+    if mime not in ACCEPTED_TYPES:
+        raise IngestError(f"output is {mime}, which is not an accepted media type")
+    kind, extension = ACCEPTED_TYPES[mime]
+    if kind != expected:
+        raise IngestError(f"expected {expected.value} output but the provider sent {mime}")
+    if kind is JobKind.IMAGE:
+        width, height, duration, poster = _inspect_image(data)
+    else:
+        width, height, duration, poster = _inspect_video(data)
+    data.seek(0)
+    return MediaInfo(mime, kind, extension, width, height, duration, thumbnail(poster))
+
+
+def _inspect_image(data: BinaryIO) -> tuple[int, int, None, Image.Image]:
+    try:
+        with Image.open(data) as probe:
+            probe.verify()  # checks structure and checksums without decoding everything
+        data.seek(0)
+        image = Image.open(data)
+        image.load()  # a truncated file fails here, not later in a browser
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise IngestError(f"image could not be decoded: {exc}") from None
+    return image.width, image.height, None, image
+
+
+def _inspect_video(data: BinaryIO) -> tuple[int, int, float | None, Image.Image]:
+    try:
+        with av.open(data, mode="r") as container:
+            if not container.streams.video:
+                raise IngestError("video has no video stream")
+            stream = container.streams.video[0]
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            poster = None
+            for frame in container.decode(stream):
+                poster = frame.to_image()
+                break
+            if poster is None:
+                raise IngestError("video has no decodable frames")
+            return stream.codec_context.width, stream.codec_context.height, duration, poster
+    except av.error.FFmpegError as exc:
+        raise IngestError(f"video could not be decoded: {exc}") from None
+
+
+def thumbnail(image: Image.Image) -> bytes:
+    """A small WebP for grids: never the full-size file."""
+    small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="WEBP", quality=THUMBNAIL_QUALITY, method=4)
+    return out.getvalue()

@@ -1,0 +1,97 @@
+"""What a provider is: a handful of methods, plus what it hands back.
+
+Image providers answer synchronously (``generate``). Video providers run remote tasks:
+``submit`` returns the provider's task id, ``poll`` reports progress and, at the end, where the
+media is, and ``cancel`` stops the task where the provider can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..catalog import ModelSpec
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Where one output is. Exactly one of ``data``, ``b64``, ``url`` or ``path`` is set;
+    ingest turns each into the same stream of bytes."""
+
+    data: bytes | None = None
+    b64: str | None = None
+    url: str | None = None
+    path: Path | None = None
+    # Sent with ``url`` only (some providers' content endpoints need the bearer header).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        given = [x for x in (self.data, self.b64, self.url, self.path) if x is not None]
+        if len(given) != 1:
+            raise ValueError("a MediaSource needs exactly one of data, b64, url or path")
+
+    def describe(self) -> str:
+        if self.url is not None:
+            return self.url.split("?", 1)[0]  # query strings often carry signatures
+        if self.path is not None:
+            return self.path.name
+        return "inline base64" if self.b64 is not None else "inline bytes"
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    outputs: list[MediaSource]
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    state: TaskState
+    progress: int = 0
+    outputs: list[MediaSource] = field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    # The provider's own pacing hint; the poller waits at least this long before asking again.
+    retry_after_s: float | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ImageProvider(Protocol):
+    def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult: ...
+
+
+@runtime_checkable
+class VideoProvider(Protocol):
+    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> str: ...
+
+    def poll(self, model: ModelSpec, task_id: str) -> PollResult: ...
+
+    def cancel(self, model: ModelSpec, task_id: str) -> bool:
+        """Stop the task at the provider; ``False`` when the provider has no way to."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    """How to build a provider, which models it serves, and whether it is configured here."""
+
+    name: str
+    label: str
+    factory: Callable[[Settings], object]
+    models: tuple[ModelSpec, ...]
+    is_configured: Callable[[Settings], bool] = lambda _settings: True

@@ -1,0 +1,27 @@
+"""What a storage backend is: put, open, delete, exists, and a URL for a key."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Storage(Protocol):
+    name: str
+
+    def put(self, key: str, data: BinaryIO, content_type: str) -> None:
+        """Store ``data`` (read from its current position) under ``key``, replacing any object.
+        The object appears whole or not at all."""
+        ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def url(self, key: str) -> str:
+        """An absolute URL a browser can fetch."""
+        ...

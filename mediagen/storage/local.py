@@ -1,0 +1,50 @@
+"""Media in a local folder, served over HTTP by the app itself at ``/cdn``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+from urllib.parse import quote
+
+
+class LocalStorage:
+    name = "local"
+
+    def __init__(self, root: Path, public_base_url: str) -> None:
+        self.root = root.resolve()
+        self.base_url = public_base_url.rstrip("/")
+
+    def _path(self, key: str) -> Path:
+        pure = PurePosixPath(key)
+        if pure.is_absolute() or ".." in pure.parts or not key:
+            raise ValueError(f"storage key {key!r} must be a relative path without '..'")
+        return self.root.joinpath(*pure.parts)
+
+    def put(self, key: str, data: BinaryIO, content_type: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename, so a reader never sees half a file.
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(data, out, length=1024 * 1024)
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def url(self, key: str) -> str:
+        return f"{self.base_url}/{quote(key)}"

@@ -1,0 +1,1 @@
+"""The only Streamlit glue: shared widgets and access to the running services."""

@@ -1,0 +1,36 @@
+"""Alembic environment: the engine comes from mediagen (``config.attributes['engine']``)
+or, when run by the ``alembic`` command, from the mediagen settings."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from mediagen.models import Base
+
+config = context.config
+
+
+def _engine():
+    engine = config.attributes.get("engine")
+    if engine is None:
+        from mediagen.config import Settings
+        from mediagen.db import make_engine
+
+        engine = make_engine(Settings().resolved_database_url)
+    return engine
+
+
+def run_migrations_online() -> None:
+    with _engine().connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `python -m mediagen db upgrade`")
+run_migrations_online()
