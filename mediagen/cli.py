@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text).add_argument("id")
 
     worker = sub.add_parser("worker", help="run the poller (the same scheduler the app runs)")
-    worker.add_argument("--once", action="store_true", help="run a single tick and exit")
+    worker.add_argument(
+        "--once", action="store_true", help="run a single tick, wait for in-process renders, and exit"
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
@@ -157,7 +159,9 @@ def _worker(studio: Studio, args: argparse.Namespace) -> int:
     from .scheduler import start_scheduler
 
     if args.once:
-        _emit(dict(tick(studio)))
+        outcomes = tick(studio)
+        studio.drain()
+        _emit(dict(outcomes))
         return EXIT_OK
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

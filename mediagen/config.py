@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,9 +48,10 @@ class Settings(BaseSettings):
         description="A video job still unfinished after this long is marked timed out.",
     )
     lease_s: int = Field(
-        120,
+        600,
         gt=0,
-        description="How long a poller owns a claimed job; a crashed worker's jobs free up after it.",
+        description="How long a poller owns a claimed job; a crashed worker's jobs free up after it. "
+        "Longer than a download may take, so a slow copy is not started twice.",
     )
     poll_concurrency: int = Field(
         4,
@@ -81,6 +82,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s):// URL, e.g. http://127.0.0.1:8501/cdn")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_download(self) -> Settings:
+        if self.lease_s <= self.download_timeout_s:
+            raise ValueError(
+                f"lease_s ({self.lease_s}) must be longer than download_timeout_s "
+                f"({self.download_timeout_s:g}), or a slow download could be claimed twice"
+            )
+        return self
 
     @property
     def media_dir(self) -> Path:

@@ -71,26 +71,40 @@ def finish(
     stored: Sequence[StoredMedia] = (),
     usage: dict | None = None,
 ) -> bool:
-    """End a job once. Returns False (and deletes ``stored`` objects) if the result is stale."""
-    committed = False
+    """End a job once. Returns False when the result is stale (a newer claim or a user action
+    got there first); then the objects in ``stored`` are removed unless someone else may own them.
+    """
+    cleanup = bool(stored)
     try:
         with fenced(db, job_id, attempt) as (session, job):
-            if job is not None:
-                for media in stored:
-                    session.add(asset_row(job, storage.name, media))
-                if status is not JobStatus.SUCCEEDED:
-                    job.error_code, job.error_message = error_code or status.value, message
-                if usage:
-                    job.usage = usage
-                if status is JobStatus.SUCCEEDED and job.status == JobStatus.QUEUED:
-                    # The provider ran the whole task between two polls.
-                    record(session, job, JobStatus.RUNNING)
-                record(session, job, status, message=message)
-        committed = job is not None
-        return committed
+            if job is None:
+                cleanup = cleanup and _nobody_else_owns_keys(session, job_id)
+                return False
+            for media in stored:
+                session.add(asset_row(job, storage.name, media))
+            if status is JobStatus.SUCCEEDED:
+                job.transient_errors = 0
+            else:
+                job.error_code, job.error_message = error_code or status.value, message
+            if usage:
+                job.usage = usage
+            if status is JobStatus.SUCCEEDED and job.status == JobStatus.QUEUED:
+                # The provider ran the whole task between two polls.
+                record(session, job, JobStatus.RUNNING)
+            record(session, job, status, message=message)
+        cleanup = False
+        return True
     finally:
-        if not committed and stored:
+        if cleanup:
             delete_keys(storage, [k for m in stored for k in (m.key, m.thumbnail_key)])
+
+
+def _nobody_else_owns_keys(session: Session, job_id: str) -> bool:
+    """Keys are deterministic per job, so a stale worker's objects may be the very objects a
+    newer worker wrote (or is writing). They are ours to delete only once the job ended without
+    a result."""
+    current = session.get(Job, job_id)
+    return current is not None and current.status != JobStatus.SUCCEEDED and JobStatus(current.status).is_final
 
 
 def asset_row(job: Job, storage_name: str, media: StoredMedia) -> Asset:

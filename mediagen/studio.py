@@ -52,6 +52,13 @@ class Studio:
             raise InvalidInput("model", f"no {kind.value} model is configured", "set a provider's API key")
         return models[0]
 
+    def drain(self) -> None:
+        """Let in-process provider work (the local renderer) finish before the process exits."""
+        for provider in list(self._providers.values()):
+            drain = getattr(provider, "drain", None)
+            if drain is not None:
+                drain()
+
     def close(self) -> None:
         for provider in self._providers.values():
             close = getattr(provider, "close", None)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -136,8 +137,7 @@ class LocalProvider:
             return PollResult(TaskState.FAILED, error_code="render_failed", error_message=state.get("error"))
         if status == TaskState.CANCELED:
             return PollResult(TaskState.CANCELED)
-        fresh = status == TaskState.RUNNING and time.time() - state.get("updated", 0) < STALE_RENDER_S
-        if fresh or self._rendering_here(task_id):
+        if self._rendering_here(task_id) or (status == TaskState.RUNNING and _renderer_alive(state)):
             return PollResult(TaskState.RUNNING, int(state.get("progress", 0)))
         self._start_render(task_id)
         return PollResult(TaskState.QUEUED, 0)
@@ -153,6 +153,14 @@ class LocalProvider:
     def discard(self, task_id: str) -> None:
         """Forget a finished task once its output is safely stored (like a provider's expiry)."""
         shutil.rmtree(self.tasks_dir / task_id, ignore_errors=True)
+
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for renders running in this process; a one-shot worker calls this before it
+        exits, since the renders die with the process."""
+        with _renders_lock:
+            threads = list(_renders.values())
+        for thread in threads:
+            thread.join(timeout_s)
 
     def _rendering_here(self, task_id: str) -> bool:
         with _renders_lock:
@@ -182,7 +190,7 @@ def _render_task(task_dir: Path) -> None:
         params = task["params"]
         width, height = parse_size(params["size"])
         frames = int(params["duration"]) * FPS
-        _write_json(state_file, {"state": TaskState.RUNNING, "progress": 0, "updated": time.time()})
+        _write_json(state_file, _running(0))
         finished = encode_mp4(
             task_dir / "output.mp4",
             task["prompt"],
@@ -208,6 +216,25 @@ def _render_task(task_dir: Path) -> None:
     finally:
         with _renders_lock:
             _renders.pop(task_dir.name, None)
+
+
+def _renderer_alive(state: dict[str, Any]) -> bool:
+    """Whether another process is still rendering: it must have written recently and, when it
+    ran on this machine, still exist (a `worker --once` that exited leaves a fresh-looking file)."""
+    if time.time() - state.get("updated", 0) >= STALE_RENDER_S:
+        return False
+    if state.get("host") != socket.gethostname():
+        return True
+    pid = state.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False  # our own renders are tracked in _renders
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _report(task_dir: Path, done: int, total: int) -> bool:
@@ -254,6 +281,11 @@ def encode_mp4(
         return False
     os.replace(partial, target)
     return True
+
+
+def _running(progress: int) -> dict[str, Any]:
+    return {"state": TaskState.RUNNING, "progress": progress, "updated": time.time(),
+            "pid": os.getpid(), "host": socket.gethostname()}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,0 +1,70 @@
+"""Fixtures named after what they give. Each test gets its own data dir and SQLite file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediagen.config import Settings
+from mediagen.providers import PROVIDERS
+from mediagen.providers.local import encode_mp4
+from mediagen.providers.local_art import render_png
+from mediagen.studio import Studio
+
+from .fakes import ScriptedProvider, scripted_entry
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep a developer's own MEDIAGEN_* variables and .env out of the tests."""
+    for name in list(os.environ):
+        if name.startswith("MEDIAGEN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        public_base_url="http://127.0.0.1:9/cdn",
+        poll_interval_s=0.05,
+    )
+
+
+@pytest.fixture
+def studio(settings: Settings) -> Iterator[Studio]:
+    opened = Studio.open(settings)
+    yield opened
+    opened.close()
+
+
+def stored_files(studio: Studio) -> list[str]:
+    """Every object in local storage, as keys (temp files included, so leaks show)."""
+    root = studio.settings.media_dir
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[tuple[Studio, ScriptedProvider]]:
+    """A studio whose registry also holds the scripted provider."""
+    provider = ScriptedProvider()
+    monkeypatch.setitem(PROVIDERS, "scripted", scripted_entry(provider))
+    opened = Studio.open(settings)
+    yield opened, provider
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    target = tmp_path_factory.mktemp("media") / "small.mp4"
+    assert encode_mp4(target, "fixture clip", 1, 160, 96, 12)
+    return target.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def small_png() -> bytes:
+    return render_png("fixture picture", 1, 256, 256)
