@@ -29,12 +29,30 @@ def server(tmp_path_factory) -> Iterator[dict]:
     data_dir = tmp_path_factory.mktemp("server") / "data"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MEDIAGEN_DATA_DIR": str(data_dir), "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn",
-           "MEDIAGEN_POLL_INTERVAL_S": "0.3", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "MEDIAGEN_DATA_DIR": str(data_dir),
+        "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn",
+        "MEDIAGEN_POLL_INTERVAL_S": "0.3",
+        "PYTHONPATH": str(ROOT),
+    }
     log = (data_dir.parent / "streamlit.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -45,7 +63,9 @@ def server(tmp_path_factory) -> Iterator[dict]:
             except httpx.HTTPError:
                 time.sleep(0.3)
         else:
-            pytest.fail("streamlit did not become healthy: " + (data_dir.parent / "streamlit.log").read_text())
+            pytest.fail(
+                "streamlit did not become healthy: " + (data_dir.parent / "streamlit.log").read_text()
+            )
         yield {"base": base, "env": env}
     finally:
         proc.terminate()
@@ -54,8 +74,14 @@ def server(tmp_path_factory) -> Iterator[dict]:
 
 
 def _cli(server: dict, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "mediagen", *args], capture_output=True, text=True,
-                          env=server["env"], cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mediagen", *args],
+        capture_output=True,
+        text=True,
+        env=server["env"],
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -90,4 +116,4 @@ def test_the_server_poller_finishes_queued_videos(server) -> None:
 
 def test_the_dashboard_answers(server) -> None:
     page = httpx.get(server["base"] + "/", timeout=10)
-    assert page.status_code == 200 and "<div id=\"root\">" in page.text.replace("'", '"')
+    assert page.status_code == 200 and '<div id="root">' in page.text.replace("'", '"')

@@ -13,19 +13,40 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
-JOB_KEYS = {"id", "kind", "status", "model", "prompt", "params", "error", "created_at", "finished_at", "assets"}
+JOB_KEYS = {
+    "id",
+    "kind",
+    "status",
+    "model",
+    "prompt",
+    "params",
+    "error",
+    "created_at",
+    "finished_at",
+    "assets",
+}
 ASSET_KEYS = {"url", "thumbnail_url", "content_type", "bytes", "sha256", "width", "height", "duration_s"}
 
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {**os.environ, "MEDIAGEN_DATA_DIR": str(tmp_path / "data"),
-           "MEDIAGEN_PUBLIC_BASE_URL": "http://127.0.0.1:8501/cdn", "MEDIAGEN_POLL_INTERVAL_S": "0.2",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "MEDIAGEN_DATA_DIR": str(tmp_path / "data"),
+        "MEDIAGEN_PUBLIC_BASE_URL": "http://127.0.0.1:8501/cdn",
+        "MEDIAGEN_POLL_INTERVAL_S": "0.2",
+        "PYTHONPATH": str(ROOT),
+    }
 
     def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mediagen", *args], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "mediagen", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=timeout,
+        )
 
     run.media_dir = tmp_path / "data" / "media"  # type: ignore[attr-defined]
     return run
@@ -35,8 +56,12 @@ def test_image_prints_the_finished_job(cli) -> None:
     done = cli("image", "a lighthouse at dusk", "--size", "320x256", "--n", "2", "--seed", "3")
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
-    assert JOB_KEYS <= set(job) and job["status"] == "succeeded" and job["error"] is None
-    assert (job["kind"], job["model"], job["params"]) == ("image", "local-image", {"size": "320x256", "n": 2, "seed": 3})
+    assert set(job) >= JOB_KEYS and job["status"] == "succeeded" and job["error"] is None
+    assert (job["kind"], job["model"], job["params"]) == (
+        "image",
+        "local-image",
+        {"size": "320x256", "n": 2, "seed": 3},
+    )
     assert len(job["assets"]) == 2
     for asset in job["assets"]:
         assert set(asset) == ASSET_KEYS
@@ -52,7 +77,10 @@ def test_image_prints_the_finished_job(cli) -> None:
         (["image", ""], "prompt: must not be empty"),
         (["image", "   "], "prompt: must not be empty"),
         (["image", "x" * 4001], "prompt: is 4,001 characters long (allowed: at most 4,000)"),
-        (["image", "x", "--size", "100x100"], "size: 100x100 is not allowed for this model (allowed: width 256–2048"),
+        (
+            ["image", "x", "--size", "100x100"],
+            "size: 100x100 is not allowed for this model (allowed: width 256–2048",
+        ),
         (["image", "x", "--n", "5"], "n: 5 is out of range (allowed: 1–4)"),
         (["video", "x", "--duration", "11"], "duration: 11 is out of range (allowed: 1–10)"),
         (["video", "x", "--size", "1920x1080"], "size: 1920x1080 is not allowed"),
@@ -88,7 +116,7 @@ def test_video_queues_then_worker_finishes_it(cli) -> None:
         if job["status"] in ("succeeded", "failed", "timed_out", "canceled"):
             break
     assert job["status"] == "succeeded", job
-    assert [e["status"] for e in job["events"]][0] == "queued"
+    assert job["events"][0]["status"] == "queued"
     assert job["events"][-1]["status"] == "succeeded"
 
 
@@ -119,6 +147,12 @@ def test_db_upgrade_and_models(cli) -> None:
 
 def test_bad_settings_are_reported_clearly(cli, monkeypatch) -> None:
     monkeypatch.setenv("MEDIAGEN_POLL_INTERVAL_S", "-1")
-    done = subprocess.run([sys.executable, "-m", "mediagen", "jobs"], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mediagen", "jobs"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.returncode == 2 and "poll_interval_s" in done.stderr

@@ -41,8 +41,17 @@ def test_concurrent_read_then_write_transactions_do_not_lock_out(tmp_path) -> No
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     db.upgrade()
     with db.write() as session:
-        session.add(Job(id="counter", kind="video", status="queued", provider="local", model="m",
-                        prompt="p", params={}))
+        session.add(
+            Job(
+                id="counter",
+                kind="video",
+                status="queued",
+                provider="local",
+                model="m",
+                prompt="p",
+                params={},
+            )
+        )
     errors: list[Exception] = []
 
     def bump() -> None:
@@ -69,8 +78,17 @@ def test_write_rolls_back_on_error(tmp_path) -> None:
     db.upgrade()
     try:
         with db.write() as session:
-            session.add(Job(id="half", kind="image", status="queued", provider="local", model="m",
-                            prompt="p", params={}))
+            session.add(
+                Job(
+                    id="half",
+                    kind="image",
+                    status="queued",
+                    provider="local",
+                    model="m",
+                    prompt="p",
+                    params={},
+                )
+            )
             session.flush()
             raise RuntimeError("interrupted")
     except RuntimeError:

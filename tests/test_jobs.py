@@ -21,7 +21,9 @@ def _count(studio, model) -> int:
 
 
 def test_generate_image_stores_real_pngs_with_urls(studio) -> None:
-    job = jobs.generate_image(studio, "  a lighthouse at dusk ", params={"size": "512x256", "n": 2, "seed": 7})
+    job = jobs.generate_image(
+        studio, "  a lighthouse at dusk ", params={"size": "512x256", "n": 2, "seed": 7}
+    )
     assert job.status == JobStatus.SUCCEEDED and job.prompt == "a lighthouse at dusk"
     assert job.params == {"size": "512x256", "n": 2, "seed": 7}
     assert [e.status for e in job.events] == ["queued", "running", "succeeded"]
@@ -64,8 +66,15 @@ def test_unknown_model_lists_the_allowed_ones(studio) -> None:
         jobs.submit_video(studio, "x", model="local-image")
 
 
-@pytest.mark.parametrize(("params", "field"), [({"duration": 11}, "duration"), ({"size": "1920x1080"}, "size"),
-                                               ({"size": "641x360"}, "size"), ({"duration": 0}, "duration")])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"duration": 11}, "duration"),
+        ({"size": "1920x1080"}, "size"),
+        ({"size": "641x360"}, "size"),
+        ({"duration": 0}, "duration"),
+    ],
+)
 def test_invalid_video_input_creates_nothing(studio, params, field) -> None:
     with pytest.raises(InvalidInput) as caught:
         jobs.submit_video(studio, "waves", params=params)

@@ -107,8 +107,13 @@ def test_deadline_times_out_and_cancels_at_provider(scripted) -> None:
     studio, provider = scripted
     provider.script.append(RUNNING_30)
     job = _queue(studio)
-    _set(studio, job.id, provider_job_id="task-9", status=JobStatus.RUNNING,
-         deadline_at=utcnow() - timedelta(seconds=1))
+    _set(
+        studio,
+        job.id,
+        provider_job_id="task-9",
+        status=JobStatus.RUNNING,
+        deadline_at=utcnow() - timedelta(seconds=1),
+    )
     assert tick(studio)["timed_out"] == 1
     job = jobs.get_job(studio, job.id)
     assert job.status == JobStatus.TIMED_OUT and job.error_code == "timed_out"
@@ -218,9 +223,18 @@ def test_a_crashing_provider_fails_only_its_job(scripted) -> None:
 def test_image_left_running_by_a_dead_process_times_out(scripted) -> None:
     studio, _ = scripted
     with studio.db.write() as session:
-        session.add(Job(id="orphan", kind="image", status="running", provider="scripted",
-                        model="scripted-image", prompt="p", params={},
-                        deadline_at=utcnow() - timedelta(seconds=1)))
+        session.add(
+            Job(
+                id="orphan",
+                kind="image",
+                status="running",
+                provider="scripted",
+                model="scripted-image",
+                prompt="p",
+                params={},
+                deadline_at=utcnow() - timedelta(seconds=1),
+            )
+        )
     tick(studio)
     job = jobs.get_job(studio, "orphan")
     assert job.status == JobStatus.TIMED_OUT and "deadline" in job.error_message

@@ -284,8 +284,13 @@ def encode_mp4(
 
 
 def _running(progress: int) -> dict[str, Any]:
-    return {"state": TaskState.RUNNING, "progress": progress, "updated": time.time(),
-            "pid": os.getpid(), "host": socket.gethostname()}
+    return {
+        "state": TaskState.RUNNING,
+        "progress": progress,
+        "updated": time.time(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
