@@ -156,7 +156,7 @@ def _retry(studio: Studio, args: argparse.Namespace) -> int:
 
 def _worker(studio: Studio, args: argparse.Namespace) -> int:
     from .poller import tick
-    from .scheduler import start_scheduler
+    from .scheduler import start_scheduler, stop_scheduler
 
     if args.once:
         outcomes = tick(studio)
@@ -169,7 +169,7 @@ def _worker(studio: Studio, args: argparse.Namespace) -> int:
     scheduler = start_scheduler(studio)
     print(f"worker polling every {studio.settings.poll_interval_s} s; Ctrl+C to stop", file=sys.stderr)
     stop.wait()
-    scheduler.shutdown(wait=True)
+    stop_scheduler(studio, scheduler)
     return EXIT_OK
 
 

@@ -122,3 +122,17 @@ class JobEvent(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship(back_populates="events")
+
+
+class WorkerHeartbeat(Base):
+    """One row per poller process: when it last ticked and how that went."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_tick_at: Mapped[datetime | None]
+    ticks: Mapped[int] = mapped_column(Integer, default=0)
+    last_outcome: Mapped[dict[str, Any] | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    stopped_at: Mapped[datetime | None]

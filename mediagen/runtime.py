@@ -49,8 +49,10 @@ def start() -> Studio:
 def stop() -> None:
     global _studio, _scheduler
     with _lock:
-        if _scheduler is not None:
-            _scheduler.shutdown(wait=True)
+        if _scheduler is not None and _studio is not None:
+            from .scheduler import stop_scheduler
+
+            stop_scheduler(_studio, _scheduler)  # type: ignore[arg-type]
             _scheduler = None
         if _studio is not None:
             _studio.close()

@@ -1,12 +1,14 @@
-"""APScheduler wiring only: run ``poller.tick`` every ``poll_interval_s`` in a background thread."""
+"""APScheduler wiring: run ``poller.tick`` every ``poll_interval_s`` in a background thread and
+record a heartbeat per tick, so the System page can tell a live poller from a dead one."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .models import utcnow
+from .models import WorkerHeartbeat, utcnow
 from .poller import default_worker_id, tick
 from .studio import Studio
 
@@ -14,18 +16,37 @@ log = logging.getLogger(__name__)
 JOB_ID = "mediagen-poller"
 
 
-def start_scheduler(studio: Studio) -> BackgroundScheduler:
-    worker_id = default_worker_id()
-
-    def run_tick() -> None:
+def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
+    """One tick that never raises: an exception is logged and recorded, and the next tick runs."""
+    outcomes: Counter[str] = Counter()
+    error = None
+    try:
         outcomes = tick(studio, worker_id=worker_id)
         if outcomes:
             log.info("poller tick: %s", dict(outcomes))
+    except Exception as exc:
+        log.exception("poller tick failed")
+        error = f"{type(exc).__name__}: {exc}"
+    try:
+        with studio.db.write() as session:
+            beat = session.get(WorkerHeartbeat, worker_id) or WorkerHeartbeat(worker_id=worker_id, ticks=0)
+            beat.last_tick_at = utcnow()
+            beat.ticks += 1
+            beat.last_outcome = dict(outcomes)
+            beat.last_error = error
+            session.add(beat)
+    except Exception:
+        log.exception("could not record the poller heartbeat")
+    return outcomes
 
+
+def start_scheduler(studio: Studio) -> BackgroundScheduler:
+    worker_id = default_worker_id()
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(
         run_tick,
         "interval",
+        args=(studio, worker_id),
         seconds=studio.settings.poll_interval_s,
         id=JOB_ID,
         next_run_time=utcnow(),
@@ -34,4 +55,14 @@ def start_scheduler(studio: Studio) -> BackgroundScheduler:
         misfire_grace_time=None,
     )
     scheduler.start()
+    scheduler.mediagen_worker_id = worker_id  # type: ignore[attr-defined]
     return scheduler
+
+
+def stop_scheduler(studio: Studio, scheduler: BackgroundScheduler) -> None:
+    scheduler.shutdown(wait=True)
+    worker_id = getattr(scheduler, "mediagen_worker_id", None)
+    with studio.db.write() as session:
+        beat = session.get(WorkerHeartbeat, worker_id) if worker_id else None
+        if beat is not None:
+            beat.stopped_at = utcnow()
