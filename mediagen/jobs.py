@@ -272,3 +272,25 @@ def job_to_dict(studio: Studio, job: Job, *, events: bool = False) -> dict[str, 
             for e in job.events
         ]
     return data
+
+
+def retry_chain(studio: Studio, job_id: str) -> list[Job]:
+    """The job's ancestors and descendants through ``retried_from``, oldest first."""
+    with studio.db.read() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        chain = [job]
+        while chain[0].retried_from and len(chain) < 100:
+            parent = session.get(Job, chain[0].retried_from)
+            if parent is None:
+                break
+            chain.insert(0, parent)
+        while len(chain) < 100:
+            child = session.scalars(
+                select(Job).where(Job.retried_from == chain[-1].id).order_by(Job.created_at)
+            ).first()
+            if child is None:
+                break
+            chain.append(child)
+        return chain

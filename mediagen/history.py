@@ -1,0 +1,100 @@
+"""Task history as pandas frames for admins: rows, counts, jobs over time, event timelines."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import select
+
+from .browse import JobFilters
+from .models import Job, JobEvent
+from .studio import Studio
+
+HISTORY_COLUMNS = [
+    "id",
+    "kind",
+    "status",
+    "model",
+    "prompt",
+    "created",
+    "started",
+    "finished",
+    "duration_s",
+    "attempts",
+    "error",
+    "retried_from",
+]
+MAX_HISTORY_ROWS = 10_000
+
+
+def history_frame(studio: Studio, filters: JobFilters, *, limit: int = MAX_HISTORY_ROWS) -> pd.DataFrame:
+    query = filters.validate().apply(
+        select(
+            Job.id,
+            Job.kind,
+            Job.status,
+            Job.model,
+            Job.prompt,
+            Job.created_at,
+            Job.started_at,
+            Job.finished_at,
+            Job.attempt,
+            Job.error_message,
+            Job.retried_from,
+        )
+    )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    with studio.db.read() as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "kind",
+            "status",
+            "model",
+            "prompt",
+            "created",
+            "started",
+            "finished",
+            "attempts",
+            "error",
+            "retried_from",
+        ],
+    )
+    for column in ("created", "started", "finished"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["duration_s"] = (frame["finished"] - frame["created"]).dt.total_seconds().round(1)
+    return frame[HISTORY_COLUMNS]
+
+
+def status_counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in frame["status"].value_counts().items()}
+
+
+def jobs_over_time(frame: pd.DataFrame) -> pd.DataFrame:
+    """Jobs created per hour (a span of up to two days) or per day, one column per status."""
+    if frame.empty:
+        return pd.DataFrame()
+    span = frame["created"].max() - frame["created"].min()
+    bucket = "h" if span <= pd.Timedelta(days=2) else "D"
+    periods = frame["created"].dt.tz_convert(None).dt.floor(bucket)
+    table = frame.assign(period=periods).pivot_table(
+        index="period", columns="status", values="id", aggfunc="count", fill_value=0
+    )
+    table.columns = [str(c) for c in table.columns]
+    return table
+
+
+def events_frame(studio: Studio, job_id: str) -> pd.DataFrame:
+    query = select(JobEvent.at, JobEvent.status, JobEvent.progress, JobEvent.message).where(
+        JobEvent.job_id == job_id
+    )
+    with studio.db.read() as session:
+        rows = session.execute(query.order_by(JobEvent.id)).all()
+    frame = pd.DataFrame(rows, columns=["at", "status", "progress", "message"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")

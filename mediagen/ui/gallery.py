@@ -1,0 +1,88 @@
+"""Gallery pieces: filter inputs, the card grid, and keyset paging kept in session state."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import streamlit as st
+
+from mediagen.models import Job
+from mediagen.states import JobKind, JobStatus
+from mediagen.studio import Studio
+from mediagen.ui import widgets
+from mediagen.ui.media import job_dialog
+
+GRID_COLUMNS = 4
+
+
+def date_range(label: str, key: str) -> tuple[date | None, date | None]:
+    picked: Any = st.date_input(label, value=(), key=key, width=220)
+    if isinstance(picked, date):
+        return picked, picked
+    if len(picked) == 2:
+        return picked[0], picked[1]
+    if len(picked) == 1:
+        return picked[0], picked[0]
+    return None, None
+
+
+def card_grid(studio: Studio, jobs: list[Job]) -> None:
+    if not jobs:
+        st.info("Nothing matches. Generate something in the Image or Video studio.")
+        return
+    for start in range(0, len(jobs), GRID_COLUMNS):
+        columns = st.columns(GRID_COLUMNS)
+        for job, column in zip(jobs[start : start + GRID_COLUMNS], columns, strict=False):
+            with column:
+                _card(studio, job)
+
+
+def _card(studio: Studio, job: Job) -> None:
+    with st.container(border=True, key=f"card-{job.id}"):
+        first = job.assets[0] if job.assets else None
+        if first is not None and first.thumbnail_key:
+            # Thumbnails only: the full-size file loads when the card is opened.
+            st.image(studio.storage.url(first.thumbnail_key), width="stretch")
+        elif JobStatus(job.status).is_final:
+            widgets.job_error(job)
+        else:
+            st.progress(job.progress / 100, text=widgets.status_label(job.status))
+        with st.container(horizontal=True):
+            widgets.status_badge(job.status)
+            st.badge("video" if job.kind == JobKind.VIDEO else "image", color="gray")
+            if len(job.assets) > 1:
+                st.badge(f"×{len(job.assets)}", color="gray")
+        st.text(job.prompt if len(job.prompt) <= 90 else job.prompt[:87] + "…")
+        st.caption(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M}")
+        if st.button("Open", key=f"open-{job.id}", icon=":material/open_in_full:"):
+            job_dialog(studio, job.id)
+
+
+class _Pager:
+    """Keyset paging: a stack of cursors, reset whenever the filters change."""
+
+    KEY = "gallery-pages"
+
+    def current(self, filters: object, order: str | None, size: int) -> str | None:
+        signature = repr((filters, order, size))
+        state = st.session_state.setdefault(self.KEY, {"signature": signature, "stack": [None]})
+        if state["signature"] != signature:
+            state.update(signature=signature, stack=[None])
+        return state["stack"][-1]
+
+    def number(self) -> int:
+        return len(st.session_state[self.KEY]["stack"])
+
+    def controls(self, next_cursor: str | None) -> None:
+        stack = st.session_state[self.KEY]["stack"]
+        with st.container(horizontal=True):
+            if st.button("‹ Previous", key="g-prev", disabled=len(stack) == 1):
+                stack.pop()
+                st.rerun()
+            if st.button("Next ›", key="g-next", disabled=next_cursor is None):
+                stack.append(next_cursor)
+                st.rerun()
+
+
+pager = _Pager()

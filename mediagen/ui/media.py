@@ -1,0 +1,100 @@
+"""Rendering a job's media: result grids, video cards and the detail dialog."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from mediagen import jobs
+from mediagen.errors import MediagenError
+from mediagen.models import Asset, Job
+from mediagen.states import RETRYABLE_STATUSES, JobKind, JobStatus
+from mediagen.studio import Studio
+from mediagen.ui import widgets
+
+
+def _reader(studio: Studio, key: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with studio.storage.open(key) as handle:
+            return handle.read()
+
+    return read
+
+
+def download(studio: Studio, asset: Asset, key: str) -> None:
+    name = asset.key.rsplit("/", 1)[-1]
+    st.download_button(
+        "Download",
+        _reader(studio, asset.key),
+        file_name=name,
+        mime=asset.content_type,
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def describe(asset: Asset) -> str:
+    size = f"{asset.width}×{asset.height}"
+    if asset.duration_s:
+        size += f" · {asset.duration_s:.1f} s"
+    return f"{size} · {widgets.human_bytes(asset.bytes)}"
+
+
+def image_results(studio: Studio, job: Job) -> None:
+    widgets.status_badge(job.status)
+    if job.status != JobStatus.SUCCEEDED:
+        widgets.job_error(job)
+        return
+    columns = st.columns(2 if len(job.assets) > 1 else 1)
+    for asset, column in zip(job.assets, columns * len(job.assets), strict=False):
+        with column, st.container(border=True):
+            st.image(studio.storage.url(asset.key), width="stretch")
+            st.caption(describe(asset))
+            widgets.copyable_url(studio.storage.url(asset.key))
+            download(studio, asset, key=f"dl-{job.id}-{asset.index}")
+
+
+def play(studio: Studio, asset: Asset) -> None:
+    poster = studio.storage.url(asset.thumbnail_key) if asset.thumbnail_key else None
+    widgets.video_player(studio.storage.url(asset.key), poster)
+
+
+def retry_button(studio: Studio, job: Job, key: str) -> None:
+    if JobStatus(job.status) not in RETRYABLE_STATUSES:
+        return
+    if st.button("Retry", key=key, icon=":material/replay:"):
+        try:
+            new = jobs.retry_job(studio, job.id)
+        except MediagenError as exc:
+            widgets.show_error(exc)
+        else:
+            st.toast(f"Retry started as job {new.id}")
+
+
+@st.dialog("Job details", width="large")
+def job_dialog(studio: Studio, job_id: str) -> None:
+    job = jobs.get_job(studio, job_id)
+    widgets.status_badge(job.status)
+    for asset in job.assets:
+        if job.kind == JobKind.VIDEO:
+            play(studio, asset)
+        else:
+            st.image(studio.storage.url(asset.key), width="stretch")
+        st.caption(describe(asset))
+        widgets.copyable_url(studio.storage.url(asset.key))
+        download(studio, asset, key=f"dialog-dl-{job.id}-{asset.index}")
+    widgets.job_error(job)
+    st.text("Prompt")
+    st.code(job.prompt, language=None, wrap_lines=True)
+    left, right = st.columns(2)
+    left.text(f"Model: {job.model} ({job.provider})")
+    left.text(f"Created: {job.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    if job.finished_at:
+        left.text(f"Finished: {job.finished_at:%Y-%m-%d %H:%M:%S} UTC ({widgets.elapsed(job)})")
+    right.json(job.params, expanded=True)
+    chain = jobs.retry_chain(studio, job.id)
+    if len(chain) > 1:
+        st.text("Retry chain: " + " → ".join(f"{j.id} ({j.status})" for j in chain))
+    retry_button(studio, job, key=f"dialog-retry-{job.id}")

@@ -1,0 +1,17 @@
+"""Access to the running services and the current user, for pages."""
+
+from __future__ import annotations
+
+from mediagen import runtime
+from mediagen.studio import Studio
+
+LOCAL_OWNER = "local"
+
+
+def studio() -> Studio:
+    return runtime.studio()
+
+
+def current_owner() -> str:
+    """Who is using the studio; a single local user until sign-in is configured."""
+    return LOCAL_OWNER

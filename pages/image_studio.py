@@ -1,0 +1,52 @@
+import streamlit as st
+
+from mediagen import jobs
+from mediagen.errors import MediagenError
+from mediagen.states import JobKind, JobStatus
+from mediagen.ui import services, widgets
+from mediagen.ui.media import image_results
+
+studio = services.studio()
+st.title("Image studio")
+models = studio.catalog.models(JobKind.IMAGE)
+form, results = st.columns([2, 3], gap="large")
+
+with form:
+    prompt = st.text_area(
+        "Prompt",
+        key="image-prompt",
+        height=140,
+        max_chars=studio.settings.max_prompt_chars,
+        placeholder="A lighthouse on a cliff at dusk, warm light, long exposure",
+    )
+    names = [m.name for m in models]
+    model = st.selectbox("Model", names, key="image-model", format_func=lambda n: studio.catalog.get(n).label)
+    params = widgets.param_inputs(studio.catalog.get(model), "image")
+    if st.button("Generate", type="primary", key="image-generate", icon=":material/auto_awesome:"):
+        st.session_state.pop("image-error", None)
+        with st.status("Generating…", expanded=False) as status:
+            try:
+                job = jobs.generate_image(
+                    studio, prompt, model=model, params=params, owner=services.current_owner()
+                )
+            except MediagenError as exc:
+                st.session_state["image-error"] = exc
+                status.update(label="Nothing was generated", state="error")
+            else:
+                st.session_state["image-last-job"] = job.id
+                done = job.status == JobStatus.SUCCEEDED
+                status.update(
+                    label=f"{len(job.assets)} image(s) in {widgets.elapsed(job)}"
+                    if done
+                    else "Generation failed",
+                    state="complete" if done else "error",
+                )
+    if "image-error" in st.session_state:
+        widgets.show_error(st.session_state["image-error"])
+
+with results:
+    last = st.session_state.get("image-last-job")
+    if last is None:
+        st.info("Your images appear here. Every result is stored and listed in the Gallery.")
+    else:
+        image_results(studio, jobs.get_job(studio, last))

@@ -1,0 +1,43 @@
+import pandas as pd
+import streamlit as st
+
+from mediagen import runtime, system
+from mediagen.ui import services, widgets
+
+studio = services.studio()
+st.title("System")
+report = system.system_report(studio)
+
+st.subheader("Providers")
+st.dataframe(pd.DataFrame(report.providers), hide_index=True, key="sys-providers")
+
+st.subheader("Storage")
+st.text(f"Backend: {report.storage}\nPublic base URL: {report.public_base_url}")
+if st.button("Run storage self-check", key="sys-selfcheck", icon=":material/fact_check:"):
+    for check in system.storage_self_check(studio):
+        (st.success if check.ok else st.error)(f"{check.name}: {widgets.plain(check.detail)}")
+
+st.subheader("Database")
+st.code(report.database, language=None)
+
+st.subheader("Poller")
+here = runtime.scheduler()
+st.text(f"Scheduler in this server process: {'running' if here and here.running else 'not running'}")
+if not report.pollers:
+    st.warning("No poller has ticked yet: video jobs will wait until the app or a worker runs.")
+for poller in report.pollers:
+    last = f"{poller.last_tick_at:%Y-%m-%d %H:%M:%S} UTC" if poller.last_tick_at else "never"
+    line = f"{poller.worker_id}: last tick {last}, {poller.ticks} ticks"
+    if poller.stopped:
+        st.caption(f"{line} (stopped)")
+    elif poller.stale:
+        st.error(widgets.plain(f"{line}: no tick for too long, this poller looks dead"))
+    else:
+        st.success(widgets.plain(line))
+    if poller.last_error and not poller.stopped:
+        st.warning(widgets.plain(f"last tick failed: {poller.last_error}"))
+
+st.subheader("Active jobs")
+with st.container(horizontal=True):
+    for status, count in report.active_jobs.items():
+        st.metric(widgets.status_label(status), count)
