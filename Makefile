@@ -6,7 +6,7 @@ STAMP := $(VENV)/.install-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: install run worker test lint typecheck clean
+.PHONY: install browser run worker test lint typecheck screenshots clean
 
 install: $(STAMP)
 
@@ -23,6 +23,12 @@ run: install
 worker: install
 	$(BIN)/python -m mediagen worker
 
+# Browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -30,8 +36,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest
+
+screenshots: install browser
+	MEDIAGEN_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/test_browser.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -59,8 +59,8 @@ def stop() -> None:
             _studio = None
 
 
-def use(custom: Studio) -> None:
-    """Install a Studio built elsewhere (tests give one with a temp data dir)."""
+def use(custom: Studio | None) -> None:
+    """Install a Studio built elsewhere (tests give one with a temp data dir); None forgets it."""
     global _studio
     with _lock:
         _studio = custom

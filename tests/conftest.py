@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,8 @@ from mediagen.providers.local_art import render_png
 from mediagen.studio import Studio
 
 from .fakes import ScriptedProvider, scripted_entry
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +73,36 @@ def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture(scope="session")
 def small_png() -> bytes:
     return render_png("fixture picture", 1, 256, 256)
+
+
+@pytest.fixture
+def app(studio: Studio) -> Iterator[Any]:
+    """The whole dashboard under Streamlit's AppTest, on this test's studio."""
+    from streamlit.testing.v1 import AppTest
+
+    from mediagen import runtime
+
+    runtime.use(studio)
+    test = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    test.run()
+    assert not test.exception, test.exception
+    yield test
+    runtime.use(None)
+
+
+@pytest.fixture
+def scripted_failure(monkeypatch: pytest.MonkeyPatch, studio: Studio):
+    """Make a failed image job in ``studio`` with the given reason, through the real use case."""
+    from mediagen import jobs
+    from mediagen.errors import ProviderError
+    from mediagen.providers import configured_catalog
+
+    provider = ScriptedProvider()
+    monkeypatch.setitem(PROVIDERS, "scripted", scripted_entry(provider))
+    studio.catalog = configured_catalog(studio.settings)
+
+    def fail(reason: str):
+        provider.image_answer = ProviderError(reason, code="content_policy")
+        return jobs.generate_image(studio, "broken", model="scripted-image")
+
+    return fail

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,71 +12,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .servers import AppServer, app_server
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[dict]:
-    data_dir = tmp_path_factory.mktemp("server") / "data"
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "MEDIAGEN_DATA_DIR": str(data_dir),
-        "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn",
-        "MEDIAGEN_POLL_INTERVAL_S": "0.3",
-        "PYTHONPATH": str(ROOT),
-    }
-    log = (data_dir.parent / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(
-                "streamlit did not become healthy: " + (data_dir.parent / "streamlit.log").read_text()
-            )
-        yield {"base": base, "env": env}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+def server(tmp_path_factory) -> Iterator[AppServer]:
+    with app_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
-def _cli(server: dict, *args: str) -> dict:
+def _cli(server: AppServer, *args: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "mediagen", *args],
         capture_output=True,
         text=True,
-        env=server["env"],
+        env=server.env,
         cwd=ROOT,
         timeout=120,
     )
@@ -89,7 +40,7 @@ def _cli(server: dict, *args: str) -> dict:
 def test_asset_urls_are_served_with_range_support(server) -> None:
     job = _cli(server, "image", "a lighthouse", "--size", "256x256")
     [asset] = job["assets"]
-    assert asset["url"].startswith(server["base"] + "/cdn/")
+    assert asset["url"].startswith(server.base + "/cdn/")
     whole = httpx.get(asset["url"], timeout=10)
     assert whole.status_code == 200 and whole.headers["content-type"] == "image/png"
     assert len(whole.content) == asset["bytes"] and whole.content[:8] == b"\x89PNG\r\n\x1a\n"
@@ -98,7 +49,7 @@ def test_asset_urls_are_served_with_range_support(server) -> None:
     assert part.headers["content-range"] == f"bytes 100-199/{asset['bytes']}"
     thumb = httpx.get(asset["thumbnail_url"], timeout=10)
     assert thumb.status_code == 200 and thumb.content[8:12] == b"WEBP"
-    assert httpx.get(f"{server['base']}/cdn/image/nope.png", timeout=10).status_code == 404
+    assert httpx.get(f"{server.base}/cdn/image/nope.png", timeout=10).status_code == 404
 
 
 def test_the_server_poller_finishes_queued_videos(server) -> None:
@@ -115,5 +66,5 @@ def test_the_server_poller_finishes_queued_videos(server) -> None:
 
 
 def test_the_dashboard_answers(server) -> None:
-    page = httpx.get(server["base"] + "/", timeout=10)
+    page = httpx.get(server.base + "/", timeout=10)
     assert page.status_code == 200 and '<div id="root">' in page.text.replace("'", '"')

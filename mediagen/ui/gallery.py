@@ -55,7 +55,7 @@ def _card(studio: Studio, job: Job) -> None:
                 st.badge(f"×{len(job.assets)}", color="gray")
         st.text(job.prompt if len(job.prompt) <= 90 else job.prompt[:87] + "…")
         st.caption(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M}")
-        if st.button("Open", key=f"open-{job.id}", icon=":material/open_in_full:"):
+        if st.button("Details", key=f"open-{job.id}", icon=":material/open_in_full:"):
             job_dialog(studio, job.id)
 
 

@@ -1,0 +1,164 @@
+"""Every page under Streamlit's AppTest, against a real database and real local storage."""
+
+from __future__ import annotations
+
+import time
+
+from mediagen import jobs
+from mediagen.poller import tick
+from mediagen.states import JobStatus
+
+XSS = "<img src=x onerror=alert(1)> **bold**"
+
+
+def _texts(app) -> list[str]:
+    return [t.value for t in app.get("text")]
+
+
+def _errors(app) -> list[str]:
+    return [e.value for e in app.error]
+
+
+def test_navigation_has_the_sections_and_pages(app) -> None:
+    assert app.title[0].value == "Image studio"  # the default page
+    for page, title in [
+        ("pages/video_studio.py", "Video studio"),
+        ("pages/gallery.py", "Gallery"),
+        ("pages/task_history.py", "Task history"),
+        ("pages/system.py", "System"),
+    ]:
+        app.switch_page(page).run()
+        assert not app.exception, app.exception
+        assert app.title[0].value == title
+
+
+def test_image_studio_generates_and_keeps_results(app, studio) -> None:
+    app.text_area(key="image-prompt").input("a lighthouse at dusk")
+    app.selectbox(key="image-local-image-size").set_value("512x512")
+    app.slider(key="image-local-image-n").set_value(2)
+    app.button(key="image-generate").click().run()
+    assert not app.exception and _errors(app) == []
+    [job] = jobs.list_jobs(studio)
+    assert job.status == JobStatus.SUCCEEDED and len(job.assets) == 2
+    urls = [url for image in app.get("image") for url in image.value]
+    assert urls == [studio.storage.url(a.key) for a in job.assets]
+    assert [c.value for c in app.caption if "×" in c.value][0].startswith("512×512")
+    assert [c.value for c in app.code] == urls
+    assert len(app.get("download_button")) == 2
+    # The form keeps its values, and the results stay on screen after another rerun.
+    app.run()
+    assert app.text_area(key="image-prompt").value == "a lighthouse at dusk"
+    assert app.slider(key="image-local-image-n").value == 2
+    assert [url for image in app.get("image") for url in image.value] == urls
+
+
+def test_image_studio_names_the_field_on_bad_input(app, studio) -> None:
+    app.button(key="image-generate").click().run()
+    assert any("prompt" in e and "must not be empty" in e for e in _errors(app))
+    app.text_area(key="image-prompt").input("ok")
+    app.selectbox(key="image-local-image-size").set_value("Custom…").run()
+    app.text_input(key="image-local-image-size-custom").input("100x100")
+    app.button(key="image-generate").click().run()
+    [message] = _errors(app)
+    assert "size" in message and "100x100" in message and "256" in message
+    assert not app.exception and jobs.list_jobs(studio) == []
+
+
+def test_video_studio_queues_shows_progress_and_plays(app, studio) -> None:
+    app.switch_page("pages/video_studio.py").run()
+    app.text_area(key="video-prompt").input("slow waves")
+    app.slider(key="video-local-video-duration").set_value(1)
+    app.selectbox(key="video-local-video-size").set_value("Custom…").run()
+    app.text_input(key="video-local-video-size-custom").input("160x96")
+    app.button(key="video-generate").click().run()
+    [job] = jobs.list_jobs(studio)
+    assert job.status == JobStatus.QUEUED
+    assert "slow waves" in _texts(app) and app.button(key=f"cancel-{job.id}")
+
+    deadline = time.monotonic() + 60
+    while not JobStatus(jobs.get_job(studio, job.id).status).is_final and time.monotonic() < deadline:
+        tick(studio)
+        time.sleep(0.05)
+    app.run()
+    job = jobs.get_job(studio, job.id)
+    assert job.status == JobStatus.SUCCEEDED
+    players = [h.proto.body for h in app.get("html")]
+    assert any(studio.storage.url(job.assets[0].key) in body and "poster=" in body for body in players)
+
+
+def test_video_panel_cancel_and_retry(app, studio) -> None:
+    job = jobs.submit_video(studio, "to be canceled", params={"duration": 1})
+    app.switch_page("pages/video_studio.py").run()
+    app.button(key=f"cancel-{job.id}").click().run()
+    assert jobs.get_job(studio, job.id).status == JobStatus.CANCELED
+    app.button(key=f"retry-{job.id}").click().run()
+    retried = [j for j in jobs.list_jobs(studio) if j.retried_from == job.id]
+    assert len(retried) == 1 and retried[0].status == JobStatus.QUEUED
+
+
+def test_gallery_filters_search_and_failures(app, studio, scripted_failure) -> None:
+    jobs.generate_image(studio, "red fox", params={"size": "256x256"})
+    jobs.generate_image(studio, "blue whale", params={"size": "256x256"})
+    failed = scripted_failure("the provider refused: content policy")
+    app.switch_page("pages/gallery.py").run()
+    assert {"red fox", "blue whale", "broken"} <= set(_texts(app))
+    # Thumbnails only in the grid.
+    urls = [url for image in app.get("image") for url in image.value]
+    assert len(urls) == 2 and all(url.endswith(".thumb.webp") for url in urls)
+
+    app.text_input(key="g-text").input("fox").run()
+    assert "red fox" in _texts(app) and "blue whale" not in _texts(app)
+    app.text_input(key="g-text").input("").run()
+    app.multiselect(key="g-status").select("failed").run()
+    assert _texts(app).count("broken") == 1 and "red fox" not in _texts(app)
+    assert any("content policy" in e for e in _errors(app))
+    assert failed.status == JobStatus.FAILED
+
+
+def test_gallery_pages_forward_and_back(app, studio) -> None:
+    for i in range(14):
+        jobs.submit_video(studio, f"clip {i:02d}")
+    app.switch_page("pages/gallery.py").run()
+    app.selectbox(key="g-size").set_value(12).run()
+    first = [t for t in _texts(app) if t.startswith("clip")]
+    assert first[0] == "clip 13" and len(first) == 12
+    app.button(key="g-next").click().run()
+    second = [t for t in _texts(app) if t.startswith("clip")]
+    assert second == ["clip 01", "clip 00"]
+    assert app.button(key="g-next").disabled
+    app.button(key="g-prev").click().run()
+    assert [t for t in _texts(app) if t.startswith("clip")] == first
+
+
+def test_prompts_render_as_text_not_html(app, studio) -> None:
+    jobs.submit_video(studio, XSS)
+    app.switch_page("pages/gallery.py").run()
+    assert XSS in _texts(app)
+    assert all("<img" not in m.value for m in app.markdown)
+    app.switch_page("pages/video_studio.py").run()
+    assert XSS in _texts(app)
+
+
+def test_task_history_filters_and_timeline(app, studio) -> None:
+    image = jobs.generate_image(studio, "one", params={"size": "256x256"})
+    video = jobs.cancel_job(studio, jobs.submit_video(studio, "two").id)
+    app.switch_page("pages/task_history.py").run()
+    table = app.dataframe[0].value
+    assert list(table["id"]) == [video.id, image.id]
+    assert {"id", "kind", "status", "model", "prompt", "created", "started", "finished", "duration_s",
+            "attempts", "error"} <= set(table.columns)
+    assert [m.value for m in app.metric if m.label == "Canceled"] == ["1"]
+    app.multiselect(key="h-status").select("canceled").run()
+    table = app.dataframe[0].value
+    assert list(table["id"]) == [video.id] and table.iloc[0]["error"] == "canceled by the user"
+
+
+def test_system_page_reports_and_self_checks(app, studio) -> None:
+    app.switch_page("pages/system.py").run()
+    assert "sqlite" in app.code[0].value
+    assert any("No poller has ticked yet" in w.value for w in app.warning)
+    app.button(key="sys-selfcheck").click().run()
+    successes = [s.value for s in app.success]
+    assert any(s.startswith("write") for s in successes) and any(s.startswith("read back") for s in successes)
+    # Nothing serves the test's public base URL, and the page says so rather than pretending.
+    assert any("URL answers" in e for e in _errors(app))
