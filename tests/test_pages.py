@@ -42,7 +42,7 @@ def test_image_studio_generates_and_keeps_results(app, studio) -> None:
     assert job.status == JobStatus.SUCCEEDED and len(job.assets) == 2
     urls = [url for image in app.get("image") for url in image.value]
     assert urls == [studio.storage.url(a.key) for a in job.assets]
-    assert [c.value for c in app.caption if "×" in c.value][0].startswith("512×512")
+    assert next(c.value for c in app.caption if "×" in c.value).startswith("512×512")
     assert [c.value for c in app.code] == urls
     assert len(app.get("download_button")) == 2
     # The form keeps its values, and the results stay on screen after another rerun.
@@ -145,8 +145,19 @@ def test_task_history_filters_and_timeline(app, studio) -> None:
     app.switch_page("pages/task_history.py").run()
     table = app.dataframe[0].value
     assert list(table["id"]) == [video.id, image.id]
-    assert {"id", "kind", "status", "model", "prompt", "created", "started", "finished", "duration_s",
-            "attempts", "error"} <= set(table.columns)
+    assert {
+        "id",
+        "kind",
+        "status",
+        "model",
+        "prompt",
+        "created",
+        "started",
+        "finished",
+        "duration_s",
+        "attempts",
+        "error",
+    } <= set(table.columns)
     assert [m.value for m in app.metric if m.label == "Canceled"] == ["1"]
     app.multiselect(key="h-status").select("canceled").run()
     table = app.dataframe[0].value
