@@ -1,0 +1,99 @@
+"""Gallery queries and history frames against a real SQLite database."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from mediagen import browse, history, jobs
+from mediagen.errors import InvalidInput
+from mediagen.models import Job
+
+
+def _age(studio, job_id: str, days: int) -> None:
+    with studio.db.write() as session:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(created_at=datetime.now(UTC) - timedelta(days=days))
+        )
+
+
+def test_keyset_pages_cover_every_job_once_in_both_orders(studio) -> None:
+    made = [jobs.submit_video(studio, f"clip {i}").id for i in range(7)]
+    for newest_first, expected in ((True, made[::-1]), (False, made)):
+        seen, cursor = [], None
+        while True:
+            page = browse.page_of_jobs(
+                studio, browse.JobFilters(), after=cursor, limit=3, newest_first=newest_first
+            )
+            seen += [j.id for j in page.jobs]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected
+
+
+def test_filters_combine(studio) -> None:
+    old = jobs.generate_image(studio, "Old Fox 100%", params={"size": "256x256"})
+    _age(studio, old.id, 10)
+    new = jobs.submit_video(studio, "new fox")
+    everything = browse.JobFilters()
+    assert browse.count_jobs(studio, everything) == 2
+    assert browse.count_jobs(studio, browse.JobFilters(text="FOX")) == 2  # case-insensitive
+    assert browse.count_jobs(studio, browse.JobFilters(text="100%")) == 1  # % is literal, not a wildcard
+    assert browse.count_jobs(studio, browse.JobFilters(text="1_0")) == 0  # so is _
+    today = datetime.now(UTC).date()
+    recent = browse.JobFilters(since=today - timedelta(days=1), until=today)
+    assert [j.id for j in browse.page_of_jobs(studio, recent).jobs] == [new.id]
+    assert [j.id for j in browse.page_of_jobs(studio, browse.JobFilters(kinds=["image"])).jobs] == [old.id]
+    assert browse.count_jobs(studio, browse.JobFilters(statuses=["queued"], models=["local-video"])) == 1
+    assert browse.models_in_use(studio) == ["local-image", "local-video"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        (browse.JobFilters(kinds=["audio"]), "kind"),
+        (browse.JobFilters(statuses=["done"]), "status"),
+        (browse.JobFilters(since=date(2026, 2, 1), until=date(2026, 1, 1)), "date range"),
+    ],
+)
+def test_bad_filters_are_refused(studio, filters, field) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        browse.count_jobs(studio, filters)
+    assert caught.value.field == field
+
+
+def test_a_damaged_page_link_is_refused_clearly(studio) -> None:
+    with pytest.raises(InvalidInput, match="page link is damaged"):
+        browse.page_of_jobs(studio, browse.JobFilters(), after="not-a-cursor!")
+
+
+def test_history_frame_csv_and_timeline(studio) -> None:
+    image = jobs.generate_image(studio, "one, with a comma", params={"size": "256x256"})
+    video = jobs.cancel_job(studio, jobs.submit_video(studio, "two").id)
+    frame = history.history_frame(studio, browse.JobFilters())
+    assert list(frame.columns) == history.HISTORY_COLUMNS
+    assert list(frame["id"]) == [video.id, image.id]
+    assert frame.set_index("id").loc[image.id, "duration_s"] >= 0
+    assert history.status_counts(frame) == {"canceled": 1, "succeeded": 1}
+    over_time = history.jobs_over_time(frame)
+    assert over_time.to_numpy().sum() == 2 and set(over_time.columns) == {"canceled", "succeeded"}
+
+    rows = list(csv.DictReader(io.StringIO(history.to_csv(frame).decode())))
+    assert [r["id"] for r in rows] == [video.id, image.id]
+    assert rows[1]["prompt"] == "one, with a comma"
+
+    timeline = history.events_frame(studio, video.id)
+    assert list(timeline["status"]) == ["queued", "canceled"]
+    assert timeline.iloc[-1]["message"] == "canceled by the user"
+
+
+def test_jobs_over_time_buckets_by_day_for_long_spans(studio) -> None:
+    for days in (0, 5, 5):
+        _age(studio, jobs.submit_video(studio, "x").id, days)
+    over_time = history.jobs_over_time(history.history_frame(studio, browse.JobFilters()))
+    assert list(over_time["queued"]) == [2, 1]
