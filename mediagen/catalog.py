@@ -7,8 +7,8 @@ words: the field, the problem and the allowed values.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInput
@@ -151,7 +151,12 @@ class ModelSpec:
     max_prompt_chars: int | None = None
     # What the provider calls the model, when it differs from our catalogue name.
     provider_model: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Checks across options (e.g. "1080P only at 6 s"); each raises InvalidInput.
+    rules: tuple[Callable[[dict[str, Any]], None], ...] = ()
+
+    @property
+    def remote_name(self) -> str:
+        return self.provider_model or self.name
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -204,6 +209,8 @@ def validate_params(spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
         value = param.normalize(params.get(param.name))
         if value is not None:
             result[param.name] = value
+    for rule in spec.rules:
+        rule(result)
     return result
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIAGEN_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGEN_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Field(
         Path("./data"),
@@ -74,6 +76,67 @@ class Settings(BaseSettings):
         gt=0,
         description="Total time allowed to copy one result out of a provider.",
     )
+
+    # Providers. Their keys use the names each provider's own SDK reads, so existing shells work.
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "MEDIAGEN_OPENAI_API_KEY"),
+        description="Switches on OpenAI images (dall-e, gpt-image) and videos (sora).",
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1",
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "MEDIAGEN_OPENAI_BASE_URL"),
+        description="OpenAI or any OpenAI-compatible gateway; paths are appended to it.",
+    )
+    minimax_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("MINIMAX_API_KEY", "MEDIAGEN_MINIMAX_API_KEY"),
+        description="Switches on MiniMax (Hailuo) video models.",
+    )
+    minimax_base_url: str = Field(
+        "https://api.minimax.io",
+        validation_alias=AliasChoices("MINIMAX_BASE_URL", "MEDIAGEN_MINIMAX_BASE_URL"),
+        description="MiniMax API host (the mainland-China host differs).",
+    )
+    replicate_api_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "MEDIAGEN_REPLICATE_API_TOKEN"),
+        description="Switches on the Replicate models listed below.",
+    )
+    replicate_base_url: str = Field(
+        "https://api.replicate.com",
+        validation_alias=AliasChoices("REPLICATE_BASE_URL", "MEDIAGEN_REPLICATE_BASE_URL"),
+        description="Replicate API host.",
+    )
+    replicate_image_models: list[str] = Field(
+        ["black-forest-labs/flux-schnell"],
+        description="Replicate image models offered, as owner/name (JSON list in the environment).",
+    )
+    replicate_video_models: list[str] = Field(
+        ["minimax/video-01"],
+        description="Replicate video models offered, as owner/name (JSON list in the environment).",
+    )
+    provider_timeout_s: float = Field(
+        60.0, gt=0, description="Read timeout of one provider HTTP call (image calls can be slow)."
+    )
+    provider_max_retries: int = Field(
+        2, ge=0, le=6, description="Retries of a failed provider call (rate limits, 5xx, network)."
+    )
+
+    @field_validator("replicate_image_models", "replicate_video_models")
+    @classmethod
+    def _owner_slash_name(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name.count("/") != 1 or not all(name.split("/")):
+                raise ValueError(f"{name!r} is not owner/name")
+        return value
+
+    @field_validator("openai_base_url", "minimax_base_url", "replicate_base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
 
     @field_validator("public_base_url")
     @classmethod

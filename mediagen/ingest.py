@@ -21,15 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+from PIL import Image
 
-from .errors import IngestError, ProviderError
-from .media import inspect
+from .errors import IngestError, MediagenError, ProviderError
+from .media import inspect, thumbnail
 from .providers.base import MediaSource
 from .states import JobKind
 from .storage.base import Storage
 
 CHUNK = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
+POSTER_MAX_BYTES = 20 * 1024 * 1024
 # Base64 is decoded a multiple of 4 characters at a time so no chunk splits a quantum.
 B64_CHUNK = 4 * 256 * 1024
 
@@ -124,10 +126,11 @@ def _ingest_one(
         info = inspect(spool, kind)  # type: ignore[arg-type]  # SpooledTemporaryFile is binary
         key = media_key(kind, created_at, job_id, index, info.extension)
         thumb_key = thumbnail_key(key)
+        thumb = _provider_poster(source.poster, http, deadline) or info.thumbnail_webp
         written.append(key)
         storage.put(key, spool, info.content_type)  # type: ignore[arg-type]
         written.append(thumb_key)
-        storage.put(thumb_key, io.BytesIO(info.thumbnail_webp), "image/webp")
+        storage.put(thumb_key, io.BytesIO(thumb), "image/webp")
         return StoredMedia(
             index=index,
             key=key,
@@ -139,6 +142,23 @@ def _ingest_one(
             height=info.height,
             duration_s=info.duration_s,
         )
+
+
+def _provider_poster(poster: MediaSource | None, http: httpx.Client | None, deadline: float) -> bytes | None:
+    """The provider's own still as a WebP thumbnail; None (use our decoded frame) if it fails."""
+    if poster is None:
+        return None
+    try:
+        data = bytearray()
+        for chunk in _chunks(poster, http):
+            data += chunk
+            if len(data) > POSTER_MAX_BYTES or time.monotonic() > deadline:
+                return None
+        with Image.open(io.BytesIO(bytes(data))) as image:
+            image.load()
+            return thumbnail(image)
+    except (MediagenError, OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def _chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[bytes]:

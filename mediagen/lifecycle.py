@@ -70,6 +70,8 @@ def finish(
     error_code: str | None = None,
     stored: Sequence[StoredMedia] = (),
     usage: dict | None = None,
+    revised_prompt: str | None = None,
+    request_id: str | None = None,
 ) -> bool:
     """End a job once. Returns False when the result is stale (a newer claim or a user action
     got there first); then the objects in ``stored`` are removed unless someone else may own them.
@@ -88,6 +90,10 @@ def finish(
                 job.error_code, job.error_message = error_code or status.value, message
             if usage:
                 job.usage = usage
+            if revised_prompt:
+                job.revised_prompt = revised_prompt
+            if request_id:
+                job.provider_request_id = request_id
             if status is JobStatus.SUCCEEDED and job.status == JobStatus.QUEUED:
                 # The provider ran the whole task between two polls.
                 record(session, job, JobStatus.RUNNING)

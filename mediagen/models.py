@@ -61,6 +61,9 @@ class Job(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     owner: Mapped[str] = mapped_column(String(255), default="local")
     provider_job_id: Mapped[str | None] = mapped_column(String(255))
+    # Provenance: the provider's request id (for support tickets) and the prompt it really used.
+    provider_request_id: Mapped[str | None] = mapped_column(String(255))
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     # Fencing token: bumped on every claim and every user action, so a stale worker's
     # conditional update (WHERE attempt = :seen) matches nothing.

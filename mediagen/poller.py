@@ -156,7 +156,7 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> str:
         job.submitted_at = utcnow()
     provider = studio.provider(claim.provider)
     try:
-        task_id = provider.submit(spec, claim.prompt, claim.params)
+        submitted = provider.submit(spec, claim.prompt, claim.params)
     except ProviderError as exc:
         if exc.retryable:  # refused before acceptance (e.g. rate limited): safe to send again
             with fenced(studio.db, claim.job_id, claim.attempt) as (_, job):
@@ -165,19 +165,14 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> str:
         return _after_provider_error(studio, claim, exc)
     with fenced(studio.db, claim.job_id, claim.attempt) as (session, job):
         if job is not None:
-            job.provider_job_id = task_id
+            job.provider_job_id = submitted.task_id
+            job.provider_request_id = submitted.request_id
             job.transient_errors = 0
             _schedule(job, utcnow(), studio.settings.poll_interval_s)
-            session.add(
-                JobEvent(
-                    job=job,
-                    status=job.status,
-                    progress=job.progress,
-                    message=f"submitted to {claim.provider} as task {task_id}",
-                )
-            )
+            note = f"submitted to {claim.provider} as task {submitted.task_id}"
+            session.add(JobEvent(job=job, status=job.status, progress=job.progress, message=note))
     if job is None:  # canceled while we were submitting: do not leave the task running there
-        _cancel_quietly(studio, claim, spec, task_id)
+        _cancel_quietly(studio, claim, spec, submitted.task_id)
         return "stale"
     return "submitted"
 

@@ -91,7 +91,7 @@ def system_report(studio: Studio) -> SystemReport:
             {
                 "provider": entry.label,
                 "configured": entry.is_configured(studio.settings),
-                "models": ", ".join(m.name for m in entry.models),
+                "models": ", ".join(m.name for m in entry.models(studio.settings)),
             }
         )
     now, limit = utcnow(), stale_after(studio)

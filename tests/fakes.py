@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any
 
 from mediagen.catalog import IntRange, ModelSpec
-from mediagen.providers.base import ImageResult, PollResult, ProviderEntry
+from mediagen.providers.base import ImageResult, PollResult, ProviderEntry, Submitted
 from mediagen.states import JobKind
 
 VIDEO_MODEL = ModelSpec(
@@ -45,12 +45,12 @@ class ScriptedProvider:
         assert answer is not None, "the test did not script an image answer"
         return answer
 
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> str:
+    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
         if self.submit_error is not None:
             raise self.submit_error
         with self._lock:
             self.submits.append((prompt, params))
-            return f"task-{len(self.submits)}"
+            return Submitted(f"task-{len(self.submits)}", request_id=f"req-{len(self.submits)}")
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult:
         with self._lock:
@@ -74,5 +74,5 @@ def scripted_entry(provider: ScriptedProvider) -> ProviderEntry:
         name="scripted",
         label="Scripted",
         factory=lambda _settings: provider,
-        models=(VIDEO_MODEL, IMAGE_MODEL),
+        models=lambda _settings: (VIDEO_MODEL, IMAGE_MODEL),
     )

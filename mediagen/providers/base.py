@@ -7,7 +7,7 @@ media is, and ``cancel`` stops the task where the provider can.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +30,8 @@ class MediaSource:
     path: Path | None = None
     # Sent with ``url`` only (some providers' content endpoints need the bearer header).
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # A provider-made still for a video (e.g. OpenAI's thumbnail variant), used as our poster.
+    poster: MediaSource | None = None
 
     def __post_init__(self) -> None:
         given = [x for x in (self.data, self.b64, self.url, self.path) if x is not None]
@@ -48,6 +50,16 @@ class MediaSource:
 class ImageResult:
     outputs: list[MediaSource]
     usage: dict[str, Any] = field(default_factory=dict)
+    revised_prompt: str | None = None  # what the provider actually drew from, when it says
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A task the provider accepted."""
+
+    task_id: str
+    request_id: str | None = None
 
 
 class TaskState(StrEnum):
@@ -77,7 +89,7 @@ class ImageProvider(Protocol):
 
 @runtime_checkable
 class VideoProvider(Protocol):
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> str: ...
+    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted: ...
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult: ...
 
@@ -93,5 +105,6 @@ class ProviderEntry:
     name: str
     label: str
     factory: Callable[[Settings], object]
-    models: tuple[ModelSpec, ...]
+    # Some providers' model lists come from settings (Replicate's owner/name list).
+    models: Callable[[Settings], Sequence[ModelSpec]]
     is_configured: Callable[[Settings], bool] = lambda _settings: True

@@ -27,7 +27,7 @@ from PIL import Image
 from ..catalog import IntRange, ModelSpec, Size, parse_size
 from ..config import Settings
 from ..states import JobKind
-from .base import ImageResult, MediaSource, PollResult, ProviderEntry, TaskState
+from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
 from .local_art import render, render_png, scene_for
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,12 @@ class LocalProvider:
         return ImageResult(outputs=outputs, usage={"images": len(outputs), "size": params["size"]})
 
     # -- videos -------------------------------------------------------------------------
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> str:
+    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
         task_id = uuid.uuid4().hex
         task_dir = self.tasks_dir / task_id
         task_dir.mkdir(parents=True)
         _write_json(task_dir / "task.json", {"prompt": prompt, "params": params})
-        return task_id
+        return Submitted(task_id)
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult:
         task_dir = self.tasks_dir / task_id
@@ -308,4 +308,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-ENTRY = ProviderEntry(name="local", label="Local (offline)", factory=LocalProvider, models=MODELS)
+ENTRY = ProviderEntry(name="local", label="Local (offline)", factory=LocalProvider, models=lambda _s: MODELS)
