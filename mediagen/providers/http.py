@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT_S = 20.0  # longer waits are handed to the poller instead of blocking a thread
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
 POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter", "safety"})
-_backoff = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+_backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
 
 
 @dataclass(frozen=True)
