@@ -100,7 +100,15 @@ def _run_image(studio: Studio, job: Job, request: Request) -> Job:
             limits=Limits(studio.settings.max_media_bytes, studio.settings.download_timeout_s),
         )
         finish(
-            studio.db, studio.storage, job.id, attempt, JobStatus.SUCCEEDED, stored=stored, usage=result.usage
+            studio.db,
+            studio.storage,
+            job.id,
+            attempt,
+            JobStatus.SUCCEEDED,
+            stored=stored,
+            usage=result.usage,
+            revised_prompt=result.revised_prompt,
+            request_id=result.request_id,
         )
     except (ProviderError, IngestError) as exc:
         finish(

@@ -1,0 +1,487 @@
+"""A loopback server that speaks the OpenAI, MiniMax and Replicate APIs, for tests and benchmarks.
+
+It serves real media bytes and can be scripted per test: queued one-shot replies per route
+(errors in 200 bodies, 429 with Retry-After, 5xx bursts, slow answers), the status sequence each
+poll walks through, non-media or truncated downloads, and download URLs that expire. The real
+clients are pointed at it through their base-URL settings; nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mediagen.providers.local import encode_mp4
+from mediagen.providers.local_art import render_png
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    truncate: bool = False  # media only: promise every byte, send half, then hang up
+
+
+@dataclass
+class Recorded:
+    route: str
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any | None
+    form: dict[str, str] | None
+    body: bytes
+
+
+@cache
+def _media() -> tuple[bytes, bytes]:
+    png = render_png("fake provider", 1, 256, 256)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "fake.mp4"
+        encode_mp4(target, "fake provider", 1, 160, 96, 12)
+        return png, target.read_bytes()
+
+
+def _hex() -> str:
+    return secrets.token_hex(6)
+
+
+class FakeProviders:
+    OPENAI_KEY = "sk-test-openai"
+    MINIMAX_KEY = "mm-test-key"
+    REPLICATE_TOKEN = "r8-test-token"
+
+    def __init__(self) -> None:
+        self.png, self.mp4 = _media()
+        self.image_output: bytes | None = None
+        self.video_output: bytes | None = None
+        self.media_ttl_s = 3600.0
+        self.openai_video_steps: list[tuple[str, int]] = [
+            ("queued", 0),
+            ("in_progress", 40),
+            ("completed", 100),
+        ]
+        self.minimax_steps = ["Preparing", "Queueing", "Processing", "Success"]
+        self.replicate_steps = ["starting", "processing", "succeeded"]
+        self.requests: list[Recorded] = []
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._tasks: dict[str, dict[str, Any]] = {}  # task id -> what was asked, and poll count
+        self._media_links: dict[str, tuple[str, float]] = {}  # token -> (kind, issued at)
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> FakeProviders:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(self._app(), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            assert self._thread is not None
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> FakeProviders:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def openai_base(self) -> str:
+        return f"{self.base_url}/openai/v1"
+
+    @property
+    def minimax_base(self) -> str:
+        return f"{self.base_url}/minimax"
+
+    @property
+    def replicate_base(self) -> str:
+        return f"{self.base_url}/replicate"
+
+    # -- scripting --------------------------------------------------------------------------
+    def script(self, route: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts[route].extend(replies)
+
+    def calls(self, route: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.route == route]
+
+    def media_url(self, kind: str) -> str:
+        token = _hex()
+        with self._lock:
+            self._media_links[token] = (kind, time.monotonic())
+        return f"{self.base_url}/media/{token}"
+
+    # -- the app ----------------------------------------------------------------------------
+    def _app(self) -> Starlette:
+        routes = [
+            ("openai.images", "POST", "/openai/v1/images/generations", self._openai_images, self.OPENAI_KEY),
+            ("openai.videos.create", "POST", "/openai/v1/videos", self._openai_create, self.OPENAI_KEY),
+            ("openai.videos.get", "GET", "/openai/v1/videos/{id}", self._openai_get, self.OPENAI_KEY),
+            (
+                "openai.videos.delete",
+                "DELETE",
+                "/openai/v1/videos/{id}",
+                self._openai_delete,
+                self.OPENAI_KEY,
+            ),
+            (
+                "openai.videos.content",
+                "GET",
+                "/openai/v1/videos/{id}/content",
+                self._openai_content,
+                self.OPENAI_KEY,
+            ),
+            (
+                "minimax.create",
+                "POST",
+                "/minimax/v1/video_generation",
+                self._minimax_create,
+                self.MINIMAX_KEY,
+            ),
+            (
+                "minimax.query",
+                "GET",
+                "/minimax/v1/query/video_generation",
+                self._minimax_query,
+                self.MINIMAX_KEY,
+            ),
+            ("minimax.files", "GET", "/minimax/v1/files/retrieve", self._minimax_files, self.MINIMAX_KEY),
+            (
+                "replicate.create",
+                "POST",
+                "/replicate/v1/models/{owner}/{name}/predictions",
+                self._replicate_create,
+                self.REPLICATE_TOKEN,
+            ),
+            (
+                "replicate.get",
+                "GET",
+                "/replicate/v1/predictions/{id}",
+                self._replicate_get,
+                self.REPLICATE_TOKEN,
+            ),
+            (
+                "replicate.cancel",
+                "POST",
+                "/replicate/v1/predictions/{id}/cancel",
+                self._replicate_cancel,
+                self.REPLICATE_TOKEN,
+            ),
+            ("media", "GET", "/media/{token}", self._media_download, None),
+        ]
+        return Starlette(
+            routes=[
+                Route(path, self._endpoint(name, handler, key), methods=[method])
+                for name, method, path, handler, key in routes
+            ]
+        )
+
+    def _endpoint(self, route: str, handler: Any, key_attr: str | None) -> Any:
+        key_name = {
+            self.OPENAI_KEY: "OPENAI_KEY",
+            self.MINIMAX_KEY: "MINIMAX_KEY",
+            self.REPLICATE_TOKEN: "REPLICATE_TOKEN",
+        }.get(key_attr or "")
+
+        async def endpoint(request: Request) -> Response:
+            recorded = await self._record(route, request)
+            with self._lock:
+                scripted = self._scripts[route].popleft() if self._scripts[route] else None
+            if scripted and scripted.delay_s:
+                await asyncio.sleep(scripted.delay_s)
+            # Keys are read at request time so a test can change what the fake accepts.
+            if key_name and request.headers.get("authorization") != f"Bearer {getattr(self, key_name)}":
+                return self._unauthorized(route)
+            if scripted and (scripted.json is not None or scripted.body is not None):
+                if scripted.json is not None:
+                    return JSONResponse(scripted.json, scripted.status, headers=scripted.headers)
+                return Response(scripted.body, scripted.status, headers=scripted.headers)
+            response: Response = await asyncio.to_thread(handler, recorded, scripted or Reply())
+            if scripted:
+                response.headers.update(scripted.headers)
+            return response
+
+        return endpoint
+
+    async def _record(self, route: str, request: Request) -> Recorded:
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        parsed_json, form = None, None
+        if content_type.startswith("application/json") and body:
+            parsed_json = await request.json()
+        elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            form = {k: str(v) for k, v in (await request.form()).items()}
+        recorded = Recorded(
+            route,
+            request.method,
+            request.url.path,
+            dict(request.query_params),
+            {k.lower(): v for k, v in request.headers.items()},
+            parsed_json,
+            form,
+            body,
+        )
+        with self._lock:
+            self.requests.append(recorded)
+        return recorded
+
+    @staticmethod
+    def _unauthorized(route: str) -> Response:
+        if route.startswith("openai"):
+            error = {
+                "message": "Incorrect API key provided",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+            return JSONResponse({"error": error}, 401)
+        if route.startswith("minimax"):
+            return JSONResponse({"base_resp": {"status_code": 1004, "status_msg": "authentication failure"}})
+        return JSONResponse(
+            {
+                "title": "Unauthenticated",
+                "detail": "You did not pass a valid authentication token",
+                "status": 401,
+            },
+            401,
+        )
+
+    def _step(self, task_id: str, steps: list[Any]) -> Any:
+        with self._lock:
+            task = self._tasks[task_id]
+            index = min(task["polls"], len(steps) - 1)
+            task["polls"] += 1
+        return steps[index]
+
+    # -- OpenAI -----------------------------------------------------------------------------
+    def _openai_images(self, call: Recorded, _reply: Reply) -> Response:
+        body = call.json or {}
+        model, n = str(body.get("model", "dall-e-2")), int(body.get("n") or 1)
+        items: list[dict[str, Any]] = []
+        for _ in range(n):
+            if model.startswith("gpt-image") or body.get("response_format") == "b64_json":
+                items.append({"b64_json": base64.b64encode(self.image_output or self.png).decode()})
+            else:
+                items.append({"url": self.media_url("image")})
+            if model == "dall-e-3":
+                items[-1]["revised_prompt"] = f"revised: {body.get('prompt')}"
+        data: dict[str, Any] = {"created": int(time.time()), "data": items}
+        if model.startswith("gpt-image"):
+            data["usage"] = {"input_tokens": 12, "output_tokens": 4160 * n, "total_tokens": 12 + 4160 * n}
+        return JSONResponse(data, headers={"x-request-id": f"req_{_hex()}"})
+
+    def _video_resource(self, task_id: str, status: str, progress: int) -> dict[str, Any]:
+        task = self._tasks[task_id]
+        resource = {
+            "id": task_id,
+            "object": "video",
+            "model": task["model"],
+            "status": status,
+            "progress": progress,
+            "created_at": task["created"],
+            "completed_at": None,
+            "expires_at": None,
+            "prompt": task["prompt"],
+            "size": task["size"],
+            "seconds": task["seconds"],
+            "remixed_from_video_id": None,
+            "error": None,
+        }
+        if status == "failed":
+            resource["error"] = {"code": "video_generation_failed", "message": "fake failure"}
+        return resource
+
+    def _openai_create(self, call: Recorded, _reply: Reply) -> Response:
+        form = call.form or {}
+        task_id = f"video_{_hex()}"
+        with self._lock:
+            self._tasks[task_id] = {
+                "polls": 0,
+                "model": form.get("model", "sora-2"),
+                "prompt": form.get("prompt"),
+                "size": form.get("size", "720x1280"),
+                "seconds": form.get("seconds", "4"),
+                "created": int(time.time()),
+                "status": "queued",
+            }
+        return JSONResponse(
+            self._video_resource(task_id, "queued", 0), headers={"x-request-id": f"req_{_hex()}"}
+        )
+
+    def _openai_missing(self, task_id: str) -> Response:
+        error = {
+            "message": f"Video {task_id} not found",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+        return JSONResponse({"error": error}, 404)
+
+    def _openai_get(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = call.path.rsplit("/", 1)[-1]
+        if task_id not in self._tasks:
+            return self._openai_missing(task_id)
+        status, progress = self._step(task_id, self.openai_video_steps)
+        self._tasks[task_id]["status"] = status
+        resource = self._video_resource(task_id, status, progress)
+        return JSONResponse(resource, headers={"openai-poll-after-ms": "50"})
+
+    def _openai_delete(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = call.path.rsplit("/", 1)[-1]
+        if task_id not in self._tasks:
+            return self._openai_missing(task_id)
+        return JSONResponse(self._video_resource(task_id, self._tasks[task_id]["status"], 0))
+
+    def _openai_content(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = call.path.split("/")[-2]
+        if self._tasks.get(task_id, {}).get("status") != "completed":
+            return self._openai_missing(task_id)
+        if call.query.get("variant") == "thumbnail":
+            return Response(self.png, media_type="image/png")
+        return Response(self.video_output or self.mp4, media_type="video/mp4")
+
+    # -- MiniMax ----------------------------------------------------------------------------
+    @staticmethod
+    def _ok() -> dict[str, Any]:
+        return {"base_resp": {"status_code": 0, "status_msg": "success"}}
+
+    def _minimax_create(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = str(secrets.randbelow(10**12))
+        with self._lock:
+            self._tasks[task_id] = {"polls": 0, "request": call.json}
+        return JSONResponse({"task_id": task_id} | self._ok(), headers={"trace-id": _hex()})
+
+    def _minimax_query(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = call.query.get("task_id", "")
+        if task_id not in self._tasks:
+            return JSONResponse({"base_resp": {"status_code": 2013, "status_msg": "invalid task_id"}})
+        status = self._step(task_id, self.minimax_steps)
+        data: dict[str, Any] = {"task_id": task_id, "status": status, "video_width": 160, "video_height": 96}
+        if status == "Success":
+            data["file_id"] = f"9{task_id}"
+        return JSONResponse(data | self._ok())
+
+    def _minimax_files(self, call: Recorded, _reply: Reply) -> Response:
+        file_id = call.query.get("file_id", "")
+        file = {
+            "file_id": file_id,
+            "bytes": len(self.mp4),
+            "created_at": int(time.time()),
+            "filename": "output.mp4",
+            "purpose": "video_generation",
+            "download_url": self.media_url("video"),
+        }
+        return JSONResponse({"file": file} | self._ok())
+
+    # -- Replicate --------------------------------------------------------------------------
+    def _prediction(self, task_id: str, status: str) -> dict[str, Any]:
+        task = self._tasks[task_id]
+        inputs = task["input"]
+        output: Any = None
+        if status == "succeeded":
+            if task["video"]:
+                output = self.media_url("video")
+            else:
+                output = [self.media_url("image") for _ in range(int(inputs.get("num_outputs") or 1))]
+        base = f"{self.replicate_base}/v1/predictions/{task_id}"
+        return {
+            "id": task_id,
+            "model": task["model"],
+            "status": status,
+            "input": inputs,
+            "output": output,
+            "error": "fake prediction error" if status == "failed" else None,
+            "logs": "",
+            "metrics": {"predict_time": 1.2} if status == "succeeded" else {},
+            "created_at": task["created"],
+            "started_at": None,
+            "completed_at": None,
+            "urls": {"get": base, "cancel": f"{base}/cancel"},
+        }
+
+    def _replicate_create(self, call: Recorded, _reply: Reply) -> Response:
+        parts = call.path.split("/")
+        model = f"{parts[-3]}/{parts[-2]}"
+        task_id = _hex()
+        with self._lock:
+            self._tasks[task_id] = {
+                "polls": 0,
+                "model": model,
+                "input": (call.json or {}).get("input", {}),
+                "video": "video" in model,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        waited = call.headers.get("prefer", "").startswith("wait")
+        return JSONResponse(self._prediction(task_id, "succeeded" if waited else "starting"), 201)
+
+    def _replicate_get(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = call.path.rsplit("/", 1)[-1]
+        if task_id not in self._tasks:
+            return JSONResponse({"title": "Not found", "detail": "Prediction not found", "status": 404}, 404)
+        return JSONResponse(self._prediction(task_id, self._step(task_id, self.replicate_steps)))
+
+    def _replicate_cancel(self, call: Recorded, _reply: Reply) -> Response:
+        task_id = call.path.split("/")[-2]
+        return JSONResponse(self._prediction(task_id, "canceled"))
+
+    # -- downloads --------------------------------------------------------------------------
+    def _media_download(self, call: Recorded, reply: Reply) -> Response:
+        token = call.path.rsplit("/", 1)[-1]
+        with self._lock:
+            kind, issued = self._media_links.get(token, ("", 0.0))
+        if not kind or time.monotonic() - issued >= self.media_ttl_s:
+            return Response(b"Request has expired", 403, media_type="text/plain")
+        if kind == "image":
+            data, media_type = self.image_output or self.png, "image/png"
+        else:
+            data, media_type = self.video_output or self.mp4, "video/mp4"
+        if reply.truncate:
+            return _Truncated(data, media_type)
+        return Response(data, media_type=media_type)
+
+
+class _Truncated(Response):
+    """Declares the full length, sends half, then ends the connection: a broken download."""
+
+    def __init__(self, data: bytes, media_type: str) -> None:
+        super().__init__(data, media_type=media_type)
+        self._half = data[: len(data) // 2]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self._half, "more_body": True})
+        raise ConnectionAbortedError("fake provider hung up mid-download")
