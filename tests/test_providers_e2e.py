@@ -373,3 +373,47 @@ def test_replicate_failed_prediction(studio, fake) -> None:
     fake.replicate_steps = ["starting", "failed"]
     job = _run_video(studio, jobs.submit_video(studio, "x", model="fake/video-model").id)
     assert job.status == JobStatus.FAILED and job.error_message.startswith("Replicate:")
+
+
+def test_a_video_create_that_times_out_is_not_resent(studio, fake) -> None:
+    fake.script("openai.videos.create", Reply(delay_s=3.0))
+    job = _run_video(studio, jobs.submit_video(studio, "x", model="sora-2").id)
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "outcome_unknown")
+    assert len(fake.calls("openai.videos.create")) == 1
+
+
+def test_secrets_stay_out_of_logs(studio, fake, monkeypatch, caplog) -> None:
+    caplog.set_level("DEBUG")
+    monkeypatch.setattr(fake, "OPENAI_KEY", "sk-the-real-one")
+    jobs.generate_image(studio, "x", model="dall-e-2")
+    fake.script(
+        "minimax.query", Reply(500, json={"base_resp": {"status_code": 1024, "status_msg": "internal"}})
+    )
+    _run_video(studio, jobs.submit_video(studio, "x", model="T2V-01").id)
+    assert caplog.text  # httpx and the poller did log
+    for secret in (FakeProviders.OPENAI_KEY, fake.MINIMAX_KEY, fake.REPLICATE_TOKEN):
+        assert secret not in caplog.text
+
+
+def test_the_studio_pages_offer_every_configured_model(studio) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from mediagen import runtime
+
+    runtime.use(studio)
+    try:
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        app.run()
+        for page, kind, key in (
+            ("pages/image_studio.py", "image", "image-model"),
+            ("pages/video_studio.py", "video", "video-model"),
+        ):
+            app.switch_page(page).run()
+            offered = app.selectbox(key=key).options
+            assert offered == [m.label for m in studio.catalog.models(kind)]
+            for spec in studio.catalog.models(kind):
+                app.selectbox(key=key).set_value(spec.name).run()
+                name = spec.name
+                assert not app.exception, (name, app.exception)
+    finally:
+        runtime.use(None)

@@ -86,6 +86,8 @@ def _param_input(param: Param, key: str) -> Any:
         index = options.index(param.default) if param.default in options else 0
         return st.selectbox(label, options, index=index, key=key, help=param.help)
     if isinstance(param, IntRange):
+        if param.low == param.high:  # a fixed value (dall-e-3 makes one image): nothing to choose
+            return param.low
         if param.default is None:  # optional, e.g. seed: empty means "provider decides"
             return st.number_input(
                 label,
