@@ -51,9 +51,7 @@ class JobFilters:
         if self.since:
             query = query.where(Job.created_at >= datetime.combine(self.since, time.min, UTC))
         if self.until:
-            query = query.where(
-                Job.created_at < datetime.combine(self.until + timedelta(days=1), time.min, UTC)
-            )
+            query = query.where(Job.created_at < datetime.combine(self.until + timedelta(days=1), time.min, UTC))
         if self.text.strip():
             needle = self.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(Job.prompt.ilike(f"%{needle}%", escape="\\"))
@@ -102,13 +100,9 @@ def page_of_jobs(
     if after:
         created, job_id = decode_cursor(after)
         if newest_first:
-            query = query.where(
-                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
-            )
+            query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
         else:
-            query = query.where(
-                or_(Job.created_at > created, and_(Job.created_at == created, Job.id > job_id))
-            )
+            query = query.where(or_(Job.created_at > created, and_(Job.created_at == created, Job.id > job_id)))
     order = (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
     with studio.db.read() as session:
         rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))

@@ -57,9 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text).add_argument("id")
 
     worker = sub.add_parser("worker", help="run the poller (the same scheduler the app runs)")
-    worker.add_argument(
-        "--once", action="store_true", help="run a single tick, wait for in-process renders, and exit"
-    )
+    worker.add_argument("--once", action="store_true", help="run a single tick, wait for in-process renders, and exit")
 
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])

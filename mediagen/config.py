@@ -13,9 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MEDIAGEN_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MEDIAGEN_", env_file=".env", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         Path("./data"),
@@ -25,13 +23,33 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL; overrides the SQLite file in the data dir (PostgreSQL to scale out).",
     )
-    storage: Literal["local"] = Field(
+    storage: Literal["local", "s3"] = Field(
         "local",
-        description="Where media is kept: `local` is a folder the app itself serves at /cdn.",
+        description="Where media is kept: `local` is a folder the app itself serves at /cdn; `s3` a bucket.",
     )
-    public_base_url: str = Field(
-        "http://127.0.0.1:8501/cdn",
-        description="Base of every asset URL; must be absolute because browsers fetch it directly.",
+    public_base_url: str | None = Field(
+        None,
+        description="Base of asset URLs (a CDN for S3); absolute, because browsers fetch it directly. "
+        "Local storage defaults to http://127.0.0.1:8501/cdn; S3 without it uses presigned URLs.",
+    )
+    s3_bucket: str | None = Field(None, description="The bucket media goes to (required with storage=s3).")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, so one bucket can serve several apps.")
+    s3_region: str | None = Field(None, description="Bucket region; the AWS default chain decides when unset.")
+    s3_endpoint_url: str | None = Field(None, description="For S3-compatible stores (MinIO, R2, moto).")
+    presign_ttl_s: int = Field(
+        3600,
+        gt=0,
+        description="Lifetime of presigned URLs; made when shown, never stored. Clamped to 7 days.",
+    )
+    cors_origins: list[str] = Field(
+        ["*"],
+        description="Origins the bucket's CORS rule lets GET/HEAD media (JSON list in the environment).",
+    )
+    s3_multipart_threshold_mb: int = Field(
+        8, ge=5, description="Uploads above this size go multipart (S3's smallest part is 5 MiB)."
+    )
+    s3_max_concurrency: int = Field(
+        4, ge=1, le=32, description="Parts uploaded at once; memory stays near part size x this."
     )
     poll_interval_s: float = Field(
         2.0,
@@ -140,11 +158,27 @@ class Settings(BaseSettings):
 
     @field_validator("public_base_url")
     @classmethod
-    def _absolute_url(cls, value: str) -> str:
+    def _absolute_url(cls, value: str | None) -> str | None:
         # st.image/st.video treat a relative URL as a local file path, so it must be absolute.
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s):// URL, e.g. http://127.0.0.1:8501/cdn")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("storage=s3 needs MEDIAGEN_S3_BUCKET")
+        return self
+
+    @property
+    def presign_ttl(self) -> int:
+        return min(self.presign_ttl_s, 7 * 24 * 3600)  # S3's maximum for SigV4
+
+    @property
+    def local_base_url(self) -> str:
+        return self.public_base_url or "http://127.0.0.1:8501/cdn"
 
     @model_validator(mode="after")
     def _lease_outlasts_download(self) -> Settings:

@@ -86,9 +86,7 @@ def jobs_over_time(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def events_frame(studio: Studio, job_id: str) -> pd.DataFrame:
-    query = select(JobEvent.at, JobEvent.status, JobEvent.progress, JobEvent.message).where(
-        JobEvent.job_id == job_id
-    )
+    query = select(JobEvent.at, JobEvent.status, JobEvent.progress, JobEvent.message).where(JobEvent.job_id == job_id)
     with studio.db.read() as session:
         rows = session.execute(query.order_by(JobEvent.id)).all()
     frame = pd.DataFrame(rows, columns=["at", "status", "progress", "message"])

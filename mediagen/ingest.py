@@ -79,9 +79,7 @@ def ingest_outputs(
     try:
         results = []
         for index, source in enumerate(sources):
-            results.append(
-                _ingest_one(storage, source, kind, job_id, created_at, index, limits, http, written)
-            )
+            results.append(_ingest_one(storage, source, kind, job_id, created_at, index, limits, http, written))
         return results
     except BaseException:
         delete_keys(storage, written)
@@ -114,8 +112,7 @@ def _ingest_one(
             size += len(chunk)
             if size > limits.max_bytes:
                 raise IngestError(
-                    f"output {index} is larger than the {limits.max_bytes:,}-byte limit "
-                    "(MEDIAGEN_MAX_MEDIA_BYTES)"
+                    f"output {index} is larger than the {limits.max_bytes:,}-byte limit (MEDIAGEN_MAX_MEDIA_BYTES)"
                 )
             if time.monotonic() > deadline:
                 raise IngestError(f"copying output {index} took longer than {limits.deadline_s:.0f} s")

@@ -35,9 +35,7 @@ class Request:
     params: dict[str, Any]
 
 
-def validate(
-    studio: Studio, kind: JobKind, prompt: Any, model: str | None, params: dict[str, Any] | None
-) -> Request:
+def validate(studio: Studio, kind: JobKind, prompt: Any, model: str | None, params: dict[str, Any] | None) -> Request:
     spec = studio.model(model, kind)
     limit = min(spec.max_prompt_chars or studio.settings.max_prompt_chars, studio.settings.max_prompt_chars)
     text = validate_prompt(prompt, limit)
@@ -88,9 +86,7 @@ def _run_image(studio: Studio, job: Job, request: Request) -> Job:
         record(session, row, JobStatus.RUNNING)
         attempt = row.attempt
     try:
-        result = studio.provider(request.model.provider).generate(
-            request.model, request.prompt, request.params
-        )
+        result = studio.provider(request.model.provider).generate(request.model, request.prompt, request.params)
         stored = ingest_outputs(
             studio.storage,
             result.outputs,
@@ -167,17 +163,11 @@ def cancel_job(studio: Studio, job_id: str) -> Job:
     return get_job(studio, job_id)
 
 
-def _cancel_at_provider(
-    studio: Studio, job_id: str, provider_name: str, model_name: str, task_id: str
-) -> None:
+def _cancel_at_provider(studio: Studio, job_id: str, provider_name: str, model_name: str, task_id: str) -> None:
     try:
         spec = studio.catalog.get(model_name)
         done = studio.provider(provider_name).cancel(spec, task_id)
-        note = (
-            "canceled at the provider"
-            if done
-            else "the provider cannot cancel tasks; it may still finish there"
-        )
+        note = "canceled at the provider" if done else "the provider cannot cancel tasks; it may still finish there"
     except MediagenError as exc:
         note = f"the provider did not confirm the cancel: {exc}"
     with studio.db.write() as session:
@@ -222,12 +212,7 @@ def list_jobs(
         raise InvalidInput("kind", f"{kind!r} is not a kind", [k.value for k in JobKind])
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit", f"{limit} is out of range", "1–1000")
-    query = (
-        select(Job)
-        .options(selectinload(Job.assets))
-        .order_by(Job.created_at.desc(), Job.id.desc())
-        .limit(limit)
-    )
+    query = select(Job).options(selectinload(Job.assets)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
     if status:
         query = query.where(Job.status == status)
     if kind:
@@ -280,8 +265,7 @@ def job_to_dict(studio: Studio, job: Job, *, events: bool = False) -> dict[str, 
     }
     if events:
         data["events"] = [
-            {"at": _iso(e.at), "status": e.status, "progress": e.progress, "message": e.message}
-            for e in job.events
+            {"at": _iso(e.at), "status": e.status, "progress": e.progress, "message": e.message} for e in job.events
         ]
     return data
 

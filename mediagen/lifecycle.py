@@ -110,9 +110,7 @@ def _nobody_else_owns_keys(session: Session, job_id: str) -> bool:
     newer worker wrote (or is writing). They are ours to delete only once the job ended without
     a result."""
     current = session.get(Job, job_id)
-    return (
-        current is not None and current.status != JobStatus.SUCCEEDED and JobStatus(current.status).is_final
-    )
+    return current is not None and current.status != JobStatus.SUCCEEDED and JobStatus(current.status).is_final
 
 
 def asset_row(job: Job, storage_name: str, media: StoredMedia) -> Asset:

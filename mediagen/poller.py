@@ -245,9 +245,7 @@ def _after_provider_error(studio: Studio, claim: Claim, exc: ProviderError) -> s
     if not exc.retryable:
         return _fail(studio, claim, exc.code, str(exc))
     now = utcnow()
-    delay = exc.retry_after_s or min(
-        MAX_BACKOFF_S, studio.settings.poll_interval_s * 2 ** (claim.transient_errors + 1)
-    )
+    delay = exc.retry_after_s or min(MAX_BACKOFF_S, studio.settings.poll_interval_s * 2 ** (claim.transient_errors + 1))
     delay *= random.uniform(0.8, 1.2)  # jitter, so many jobs do not retry in lockstep
     with fenced(studio.db, claim.job_id, claim.attempt) as (session, job):
         if job is None:

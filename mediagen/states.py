@@ -38,9 +38,7 @@ ACTIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 RETRYABLE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT})
 
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset(
-        {JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT}
-    ),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT}),
     JobStatus.RUNNING: frozenset(
         {
             JobStatus.RUNNING,  # progress updates

@@ -83,7 +83,8 @@ def stale_after(studio: Studio) -> timedelta:
 def system_report(studio: Studio) -> SystemReport:
     report = SystemReport(
         storage=studio.storage.name,
-        public_base_url=studio.settings.public_base_url,
+        public_base_url=studio.settings.public_base_url
+        or ("presigned URLs" if studio.settings.storage == "s3" else studio.settings.local_base_url),
         database=masked_url(studio.db.url),
     )
     for entry in PROVIDERS.values():
@@ -96,9 +97,7 @@ def system_report(studio: Studio) -> SystemReport:
         )
     now, limit = utcnow(), stale_after(studio)
     with studio.db.read() as session:
-        beats = session.scalars(
-            select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_tick_at.desc()).limit(20)
-        ).all()
+        beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_tick_at.desc()).limit(20)).all()
         counts = session.execute(
             select(Job.status, func.count())
             .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]))

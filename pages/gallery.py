@@ -20,9 +20,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     order = st.segmented_control("Order", ["Newest", "Oldest"], default="Newest", key="g-order")
     size = st.selectbox("Per page", browse.PAGE_SIZES, index=1, key="g-size", width=100)
 
-filters = browse.JobFilters(
-    kinds=kinds, statuses=statuses, models=models, since=since, until=until, text=text or ""
-)
+filters = browse.JobFilters(kinds=kinds, statuses=statuses, models=models, since=since, until=until, text=text or "")
 try:
     total = browse.count_jobs(studio, filters)
     cursor = pager.current(filters, order, size)

@@ -26,9 +26,7 @@ with form:
         st.session_state.pop("image-error", None)
         with st.status("Generating…", expanded=False) as status:
             try:
-                job = jobs.generate_image(
-                    studio, prompt, model=model, params=params, owner=services.current_owner()
-                )
+                job = jobs.generate_image(studio, prompt, model=model, params=params, owner=services.current_owner())
             except MediagenError as exc:
                 st.session_state["image-error"] = exc
                 status.update(label="Nothing was generated", state="error")
@@ -36,9 +34,7 @@ with form:
                 st.session_state["image-last-job"] = job.id
                 done = job.status == JobStatus.SUCCEEDED
                 status.update(
-                    label=f"{len(job.assets)} image(s) in {widgets.elapsed(job)}"
-                    if done
-                    else "Generation failed",
+                    label=f"{len(job.assets)} image(s) in {widgets.elapsed(job)}" if done else "Generation failed",
                     state="complete" if done else "error",
                 )
     if "image-error" in st.session_state:

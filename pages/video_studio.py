@@ -25,9 +25,7 @@ with form:
     if st.button("Generate", type="primary", key="video-generate", icon=":material/movie:"):
         st.session_state.pop("video-error", None)
         try:
-            job = jobs.submit_video(
-                studio, prompt, model=model, params=params, owner=services.current_owner()
-            )
+            job = jobs.submit_video(studio, prompt, model=model, params=params, owner=services.current_owner())
         except MediagenError as exc:
             st.session_state["video-error"] = exc
         else:

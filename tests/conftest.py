@@ -52,9 +52,7 @@ def stored_files(studio: Studio) -> list[str]:
 
 
 @pytest.fixture
-def scripted(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> Iterator[tuple[Studio, ScriptedProvider]]:
+def scripted(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[tuple[Studio, ScriptedProvider]]:
     """A studio whose registry also holds the scripted provider."""
     provider = ScriptedProvider()
     monkeypatch.setitem(PROVIDERS, "scripted", scripted_entry(provider))

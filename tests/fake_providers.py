@@ -338,9 +338,7 @@ class FakeProviders:
                 "created": int(time.time()),
                 "status": "queued",
             }
-        return JSONResponse(
-            self._video_resource(task_id, "queued", 0), headers={"x-request-id": f"req_{_hex()}"}
-        )
+        return JSONResponse(self._video_resource(task_id, "queued", 0), headers={"x-request-id": f"req_{_hex()}"})
 
     def _openai_missing(self, task_id: str) -> Response:
         error = {

@@ -16,9 +16,7 @@ from mediagen.models import Job
 
 def _age(studio, job_id: str, days: int) -> None:
     with studio.db.write() as session:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(created_at=datetime.now(UTC) - timedelta(days=days))
-        )
+        session.execute(update(Job).where(Job.id == job_id).values(created_at=datetime.now(UTC) - timedelta(days=days)))
 
 
 def test_keyset_pages_cover_every_job_once_in_both_orders(studio) -> None:
@@ -26,9 +24,7 @@ def test_keyset_pages_cover_every_job_once_in_both_orders(studio) -> None:
     for newest_first, expected in ((True, made[::-1]), (False, made)):
         seen, cursor = [], None
         while True:
-            page = browse.page_of_jobs(
-                studio, browse.JobFilters(), after=cursor, limit=3, newest_first=newest_first
-            )
+            page = browse.page_of_jobs(studio, browse.JobFilters(), after=cursor, limit=3, newest_first=newest_first)
             seen += [j.id for j in page.jobs]
             cursor = page.next_cursor
             if cursor is None:

@@ -21,9 +21,7 @@ def _count(studio, model) -> int:
 
 
 def test_generate_image_stores_real_pngs_with_urls(studio) -> None:
-    job = jobs.generate_image(
-        studio, "  a lighthouse at dusk ", params={"size": "512x256", "n": 2, "seed": 7}
-    )
+    job = jobs.generate_image(studio, "  a lighthouse at dusk ", params={"size": "512x256", "n": 2, "seed": 7})
     assert job.status == JobStatus.SUCCEEDED and job.prompt == "a lighthouse at dusk"
     assert job.params == {"size": "512x256", "n": 2, "seed": 7}
     assert [e.status for e in job.events] == ["queued", "running", "succeeded"]

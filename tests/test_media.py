@@ -95,10 +95,7 @@ def test_every_source_form_is_stored_the_same_way(storage, tmp_path, small_png, 
     }[form]
     (tmp_path / "in.png").write_bytes(small_png)
     [stored] = _ingest(storage, source)
-    assert (
-        stored.key == "image/2026/11/24/job1-0.png"
-        and stored.thumbnail_key == "image/2026/11/24/job1-0.thumb.webp"
-    )
+    assert stored.key == "image/2026/11/24/job1-0.png" and stored.thumbnail_key == "image/2026/11/24/job1-0.thumb.webp"
     assert (storage.root / stored.key).read_bytes() == small_png
     assert stored.sha256 == hashlib.sha256(small_png).hexdigest() and stored.bytes == len(small_png)
     assert (stored.width, stored.height, stored.content_type) == (256, 256, "image/png")
@@ -138,9 +135,7 @@ def test_ingesting_again_overwrites_instead_of_duplicating(storage, small_png) -
     ],
     ids=["junk", "truncated-png", "png-for-video", "truncated-mp4", "pdf", "empty"],
 )
-def test_bad_output_fails_clearly_and_leaves_nothing(
-    storage, small_png, small_mp4, make, kind, phrase
-) -> None:
+def test_bad_output_fails_clearly_and_leaves_nothing(storage, small_png, small_mp4, make, kind, phrase) -> None:
     with pytest.raises(IngestError, match=phrase):
         _ingest(storage, MediaSource(data=make(small_png, small_mp4)), kind=kind)
     assert _files(storage) == []

@@ -55,21 +55,15 @@ def test_server_errors_are_retried_a_bounded_number_of_times() -> None:
     with pytest.raises(ProviderError) as caught:
         _http(max_retries=2).call("GET", "videos/v1")
     assert route.call_count == 3
-    assert (
-        caught.value.retryable and caught.value.code == "server_error" and "overloaded" in str(caught.value)
-    )
+    assert caught.value.retryable and caught.value.code == "server_error" and "overloaded" in str(caught.value)
 
 
 @respx.mock
 def test_quota_auth_and_bad_requests_are_final() -> None:
-    respx.post(f"{BASE}/q").mock(
-        return_value=_openai_error(429, "You exceeded your quota", "insufficient_quota")
-    )
+    respx.post(f"{BASE}/q").mock(return_value=_openai_error(429, "You exceeded your quota", "insufficient_quota"))
     respx.post(f"{BASE}/a").mock(return_value=_openai_error(401, f"Incorrect API key provided: {SECRET}"))
     respx.post(f"{BASE}/b").mock(
-        return_value=httpx.Response(
-            400, json={"error": {"message": "bad size", "param": "size", "code": None}}
-        )
+        return_value=httpx.Response(400, json={"error": {"message": "bad size", "param": "size", "code": None}})
     )
     respx.post(f"{BASE}/p").mock(return_value=_openai_error(400, "blocked by safety", "moderation_blocked"))
     http = _http()
@@ -105,9 +99,7 @@ def test_reads_that_time_out_are_retried_and_connect_errors_too() -> None:
 
 @respx.mock
 def test_a_long_retry_after_is_handed_to_the_caller_not_slept_through() -> None:
-    route = respx.get(f"{BASE}/videos/x").mock(
-        return_value=_openai_error(429, "later", **{"retry-after": "90"})
-    )
+    route = respx.get(f"{BASE}/videos/x").mock(return_value=_openai_error(429, "later", **{"retry-after": "90"}))
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         _http().call("GET", "videos/x")
@@ -178,17 +170,13 @@ def test_openai_video_parsing_maps_states_and_content_urls() -> None:
     http = _http()
     running = openai.parse_video({"id": "v1", "status": "in_progress", "progress": 40}, http, 2.5)
     assert (running.state, running.progress, running.retry_after_s) == (TaskState.RUNNING, 40, 2.5)
-    done = openai.parse_video(
-        {"id": "v1", "status": "completed", "progress": 100, "seconds": "8"}, http, None
-    )
+    done = openai.parse_video({"id": "v1", "status": "completed", "progress": 100, "seconds": "8"}, http, None)
     [video] = done.outputs
     assert video.url == f"{BASE}/videos/v1/content?variant=video"
     assert video.headers["Authorization"] == f"Bearer {SECRET}"
     assert video.poster is not None and video.poster.url.endswith("variant=thumbnail")
     assert done.usage["seconds"] == 8
-    failed = openai.parse_video(
-        {"id": "v1", "status": "failed", "error": {"code": "x", "message": "nope"}}, http, None
-    )
+    failed = openai.parse_video({"id": "v1", "status": "failed", "error": {"code": "x", "message": "nope"}}, http, None)
     assert (failed.state, failed.error_code, failed.error_message) == (TaskState.FAILED, "x", "OpenAI: nope")
 
 

@@ -158,18 +158,14 @@ def test_openai_provenance_and_requests(studio, fake) -> None:
 
 
 def test_openai_video_multipart_content_and_cancel(studio, fake) -> None:
-    job = _run_video(
-        studio, jobs.submit_video(studio, "waves", model="sora-2-pro", params={"size": "1792x1024"}).id
-    )
+    job = _run_video(studio, jobs.submit_video(studio, "waves", model="sora-2-pro", params={"size": "1792x1024"}).id)
     assert job.status == JobStatus.SUCCEEDED and job.provider_request_id
     [create] = fake.calls("openai.videos.create")
     assert create.form == {"model": "sora-2-pro", "prompt": "waves", "seconds": "4", "size": "1792x1024"}
     assert create.headers["content-type"].startswith("multipart/form-data")
     variants = sorted(c.query.get("variant") for c in fake.calls("openai.videos.content"))
     assert variants == ["thumbnail", "video"]
-    assert all(
-        c.headers["authorization"] == f"Bearer {fake.OPENAI_KEY}" for c in fake.calls("openai.videos.content")
-    )
+    assert all(c.headers["authorization"] == f"Bearer {fake.OPENAI_KEY}" for c in fake.calls("openai.videos.content"))
 
     fake.openai_video_steps = [("in_progress", 10)]
     queued = jobs.submit_video(studio, "to cancel", model="sora-2")
@@ -198,11 +194,7 @@ def _openai_error(status: int, message: str, code: str | None = None, **headers:
             1,
         ),
         (
-            [
-                _openai_error(
-                    400, "Your request was rejected by the safety system", "content_policy_violation"
-                )
-            ],
+            [_openai_error(400, "Your request was rejected by the safety system", "content_policy_violation")],
             "content_policy",
             "rejected by the safety system",
             1,
@@ -346,9 +338,7 @@ def test_replicate_image_waits_and_records_headers(studio, fake) -> None:
     assert job.status == JobStatus.SUCCEEDED and len(job.assets) == 2
     [create] = fake.calls("replicate.create")
     assert create.headers["prefer"].startswith("wait") and create.headers["cancel-after"] == "300s"
-    assert create.json == {
-        "input": {"prompt": "x", "num_outputs": 2, "aspect_ratio": "16:9", "output_format": "webp"}
-    }
+    assert create.json == {"input": {"prompt": "x", "num_outputs": 2, "aspect_ratio": "16:9", "output_format": "webp"}}
 
 
 def test_replicate_throttle_is_retried(studio, fake) -> None:
@@ -386,9 +376,7 @@ def test_secrets_stay_out_of_logs(studio, fake, monkeypatch, caplog) -> None:
     caplog.set_level("DEBUG")
     monkeypatch.setattr(fake, "OPENAI_KEY", "sk-the-real-one")
     jobs.generate_image(studio, "x", model="dall-e-2")
-    fake.script(
-        "minimax.query", Reply(500, json={"base_resp": {"status_code": 1024, "status_msg": "internal"}})
-    )
+    fake.script("minimax.query", Reply(500, json={"base_resp": {"status_code": 1024, "status_msg": "internal"}}))
     _run_video(studio, jobs.submit_video(studio, "x", model="T2V-01").id)
     assert caplog.text  # httpx and the poller did log
     for secret in (FakeProviders.OPENAI_KEY, fake.MINIMAX_KEY, fake.REPLICATE_TOKEN):

@@ -22,6 +22,4 @@ def full_catalog(settings: Settings) -> Catalog:
 
 def configured_catalog(settings: Settings) -> Catalog:
     """Only the models whose provider has what it needs (keys, endpoints) in ``settings``."""
-    return Catalog(
-        m for entry in PROVIDERS.values() if entry.is_configured(settings) for m in entry.models(settings)
-    )
+    return Catalog(m for entry in PROVIDERS.values() if entry.is_configured(settings) for m in entry.models(settings))

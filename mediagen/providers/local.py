@@ -103,9 +103,7 @@ class LocalProvider:
     def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
         width, height = parse_size(params["size"])
         seed = params.get("seed") or 0
-        outputs = [
-            MediaSource(data=render_png(prompt, seed + i, width, height)) for i in range(params.get("n", 1))
-        ]
+        outputs = [MediaSource(data=render_png(prompt, seed + i, width, height)) for i in range(params.get("n", 1))]
         return ImageResult(outputs=outputs, usage={"images": len(outputs), "size": params["size"]})
 
     # -- videos -------------------------------------------------------------------------
@@ -210,9 +208,7 @@ def _render_task(task_dir: Path) -> None:
             shutil.rmtree(task_dir, ignore_errors=True)
     except Exception as exc:  # the poller reads this as the provider's failure message
         log.exception("local render failed in %s", task_dir)
-        _write_json(
-            state_file, {"state": TaskState.FAILED, "error": f"render failed: {exc}", "updated": time.time()}
-        )
+        _write_json(state_file, {"state": TaskState.FAILED, "error": f"render failed: {exc}", "updated": time.time()})
     finally:
         with _renders_lock:
             _renders.pop(task_dir.name, None)

@@ -41,9 +41,9 @@ def scene_for(prompt: str, seed: int) -> Scene:
         stops.append(colorsys.hsv_to_rgb(hue, sat, val))
     stop_colors = np.array(stops, dtype=np.float32) * 255
     positions = np.linspace(0, 255, len(stops))
-    lut = np.stack(
-        [np.interp(np.arange(256), positions, stop_colors[:, c]) for c in range(3)], axis=1
-    ).astype(np.float32)
+    lut = np.stack([np.interp(np.arange(256), positions, stop_colors[:, c]) for c in range(3)], axis=1).astype(
+        np.float32
+    )
 
     n_waves = int(rng.integers(3, 6))
     angles = rng.uniform(0, 2 * np.pi, n_waves)
@@ -53,9 +53,7 @@ def scene_for(prompt: str, seed: int) -> Scene:
     ).astype(np.float32)
     n_ripples = int(rng.integers(1, 3))
     n_orbs = int(rng.integers(3, 8))
-    orb_colors = [
-        colorsys.hsv_to_rgb((base_hue + rng.uniform(0.3, 0.7)) % 1.0, 0.6, 1.0) for _ in range(n_orbs)
-    ]
+    orb_colors = [colorsys.hsv_to_rgb((base_hue + rng.uniform(0.3, 0.7)) % 1.0, 0.6, 1.0) for _ in range(n_orbs)]
     orbs = np.column_stack(
         [
             rng.uniform(0.1, 0.9, n_orbs),

@@ -152,9 +152,7 @@ class MiniMaxProvider:
             "POST", "v1/video_generation", creates=True, json=create_request(model, prompt, params)
         )
         if not data.get("task_id"):
-            raise ProviderError(
-                "MiniMax accepted the video but returned no task_id", code="malformed_response"
-            )
+            raise ProviderError("MiniMax accepted the video but returned no task_id", code="malformed_response")
         return Submitted(str(data["task_id"]), response.headers.get("trace-id"))
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult:

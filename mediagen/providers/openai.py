@@ -129,9 +129,7 @@ def parse_images(data: dict[str, Any], request_id: str | None = None) -> ImageRe
         elif item.get("url"):
             outputs.append(MediaSource(url=item["url"]))  # a signed CDN URL: no bearer header
         else:
-            raise ProviderError(
-                "OpenAI returned an image with neither url nor b64_json", code="malformed_response"
-            )
+            raise ProviderError("OpenAI returned an image with neither url nor b64_json", code="malformed_response")
         revised = revised or item.get("revised_prompt")
     usage = {"images": len(outputs)} | (data.get("usage") or {})
     return ImageResult(outputs, usage=usage, revised_prompt=revised, request_id=request_id)
@@ -166,18 +164,14 @@ def parse_video(data: dict[str, Any], http: ProviderHttp, poll_after_s: float | 
     if state is TaskState.SUCCEEDED:
         content = f"videos/{data['id']}/content"
         poster = MediaSource(url=http.url(f"{content}?variant=thumbnail"), headers=http.auth_headers)
-        outputs.append(
-            MediaSource(url=http.url(f"{content}?variant=video"), headers=http.auth_headers, poster=poster)
-        )
+        outputs.append(MediaSource(url=http.url(f"{content}?variant=video"), headers=http.auth_headers, poster=poster))
     usage = {"seconds": int(data.get("seconds") or 0), "size": data.get("size")}
     return PollResult(state, progress, outputs=outputs, retry_after_s=poll_after_s, usage=usage)
 
 
 def read_error(response: httpx.Response) -> ErrorDetail:
     error = response.json().get("error") or {}
-    return ErrorDetail(
-        str(error.get("message") or response.reason_phrase), error.get("code"), error.get("param")
-    )
+    return ErrorDetail(str(error.get("message") or response.reason_phrase), error.get("code"), error.get("param"))
 
 
 def request_id(response: httpx.Response) -> str | None:
@@ -206,9 +200,7 @@ class OpenAIProvider:
         )
 
     def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
-        response = self.http.call(
-            "POST", "images/generations", creates=True, json=image_request(model, prompt, params)
-        )
+        response = self.http.call("POST", "images/generations", creates=True, json=image_request(model, prompt, params))
         return parse_images(json_or_error(self.http, response), request_id(response))
 
     def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:

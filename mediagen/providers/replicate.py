@@ -53,9 +53,7 @@ VIDEO_PARAMS = (
 
 def models_from(settings: Settings) -> tuple[ModelSpec, ...]:
     def spec(name: str, kind: JobKind, params: tuple[Any, ...]) -> ModelSpec:
-        return ModelSpec(
-            name=name, provider="replicate", kind=kind, label=f"{name} on Replicate", params=params
-        )
+        return ModelSpec(name=name, provider="replicate", kind=kind, label=f"{name} on Replicate", params=params)
 
     return tuple(spec(n, JobKind.IMAGE, IMAGE_PARAMS) for n in settings.replicate_image_models) + tuple(
         spec(n, JobKind.VIDEO, VIDEO_PARAMS) for n in settings.replicate_video_models
@@ -120,9 +118,7 @@ class ReplicateProvider:
             transport=transport,
         )
 
-    def _create(
-        self, model: ModelSpec, prompt: str, params: dict[str, Any], headers: dict[str, str]
-    ) -> dict[str, Any]:
+    def _create(self, model: ModelSpec, prompt: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         response = self.http.call(
             "POST",
             f"v1/models/{model.remote_name}/predictions",
@@ -132,9 +128,7 @@ class ReplicateProvider:
         )
         data = json_or_error(self.http, response)
         if not data.get("id"):
-            raise ProviderError(
-                "Replicate accepted the prediction but returned no id", code="malformed_response"
-            )
+            raise ProviderError("Replicate accepted the prediction but returned no id", code="malformed_response")
         return data
 
     def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
@@ -147,9 +141,7 @@ class ReplicateProvider:
         while result.state in (TaskState.QUEUED, TaskState.RUNNING):
             if time.monotonic() > give_up:
                 self.cancel(model, data["id"])
-                raise ProviderError(
-                    f"Replicate did not finish within {deadline_s} s; canceled there", code="timed_out"
-                )
+                raise ProviderError(f"Replicate did not finish within {deadline_s} s; canceled there", code="timed_out")
             time.sleep(IMAGE_POLL_S)
             result = self.poll(model, data["id"])
         if result.state is not TaskState.SUCCEEDED:

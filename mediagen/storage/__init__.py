@@ -8,8 +8,16 @@ from ..config import Settings
 from .base import Storage
 from .local import LocalStorage
 
+
+def _s3(settings: Settings) -> Storage:
+    from .s3 import S3Storage  # boto3 is only imported when S3 is used
+
+    return S3Storage(settings)
+
+
 BACKENDS: dict[str, Callable[[Settings], Storage]] = {
-    "local": lambda s: LocalStorage(s.media_dir, s.public_base_url),
+    "local": lambda s: LocalStorage(s.media_dir, s.local_base_url),
+    "s3": _s3,
 }
 
 

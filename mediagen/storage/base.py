@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import BinaryIO, Protocol, runtime_checkable
 
 
@@ -9,9 +10,9 @@ from typing import BinaryIO, Protocol, runtime_checkable
 class Storage(Protocol):
     name: str
 
-    def put(self, key: str, data: BinaryIO, content_type: str) -> None:
+    def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         """Store ``data`` (read from its current position) under ``key``, replacing any object.
-        The object appears whole or not at all."""
+        The object appears whole or not at all. ``metadata`` is small and ASCII."""
         ...
 
     def open(self, key: str) -> BinaryIO: ...
@@ -23,5 +24,9 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def url(self, key: str) -> str:
-        """An absolute URL a browser can fetch."""
+        """An absolute URL a browser can fetch, made now (presigned URLs are never stored)."""
+        ...
+
+    def prepare(self) -> list[str]:
+        """Make sure the backend is ready to serve browsers (CORS, lifecycle); say what was done."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import quote
@@ -23,7 +24,7 @@ class LocalStorage:
             raise ValueError(f"storage key {key!r} must be a relative path without '..'")
         return self.root.joinpath(*pure.parts)
 
-    def put(self, key: str, data: BinaryIO, content_type: str) -> None:
+    def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename, so a reader never sees half a file.
@@ -48,3 +49,7 @@ class LocalStorage:
 
     def url(self, key: str) -> str:
         return f"{self.base_url}/{quote(key)}"
+
+    def prepare(self) -> list[str]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return [f"media folder {self.root} is served at {self.base_url}"]

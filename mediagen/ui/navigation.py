@@ -14,9 +14,7 @@ def build_navigation():  # -> StreamlitPage
     page = st.navigation(
         {
             "Create": [
-                st.Page(
-                    PAGES_DIR / "image_studio.py", title="Image studio", icon=":material/image:", default=True
-                ),
+                st.Page(PAGES_DIR / "image_studio.py", title="Image studio", icon=":material/image:", default=True),
                 st.Page(PAGES_DIR / "video_studio.py", title="Video studio", icon=":material/movie:"),
             ],
             "Browse": [st.Page(PAGES_DIR / "gallery.py", title="Gallery", icon=":material/photo_library:")],
