@@ -125,7 +125,8 @@ def _ingest_one(
         thumb_key = thumbnail_key(key)
         thumb = _provider_poster(source.poster, http, deadline) or info.thumbnail_webp
         written.append(key)
-        storage.put(key, spool, info.content_type)  # type: ignore[arg-type]
+        metadata = {"mediagen-job": job_id, "sha256": digest.hexdigest()}  # never the prompt: it is not ASCII-safe
+        storage.put(key, spool, info.content_type, metadata)  # type: ignore[arg-type]
         written.append(thumb_key)
         storage.put(thumb_key, io.BytesIO(thumb), "image/webp")
         return StoredMedia(

@@ -39,6 +39,8 @@ def start() -> Studio:
     from .scheduler import start_scheduler
 
     current = studio()
+    for note in current.storage.prepare():
+        log.info("storage: %s", note)
     with _lock:
         if _scheduler is None:
             _scheduler = start_scheduler(current)

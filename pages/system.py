@@ -13,9 +13,15 @@ st.dataframe(pd.DataFrame(report.providers), hide_index=True, key="sys-providers
 
 st.subheader("Storage")
 st.text(f"Backend: {report.storage}\nPublic base URL: {report.public_base_url}")
-if st.button("Run storage self-check", key="sys-selfcheck", icon=":material/fact_check:"):
+with st.container(horizontal=True):
+    run_check = st.button("Run storage self-check", key="sys-selfcheck", icon=":material/fact_check:")
+    prepare = st.button("Ensure CORS and lifecycle rules", key="sys-prepare", icon=":material/rule_settings:")
+if run_check:
     for check in system.storage_self_check(studio):
         (st.success if check.ok else st.error)(f"{check.name}: {widgets.plain(check.detail)}")
+if prepare:
+    for note in studio.storage.prepare():
+        (st.error if note.startswith("could not") else st.success)(widgets.plain(note))
 
 st.subheader("Database")
 st.code(report.database, language=None)
