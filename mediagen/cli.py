@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"])
 
     sub.add_parser("models", help="list the models configured here and their options")
+
+    download = sub.add_parser("download", help="save a job's output, converted to another format if asked")
+    download.add_argument("id")
+    download.add_argument("--index", type=int, default=0, help="which output of the job (default 0)")
+    download.add_argument(
+        "--format", help="images: png, jpeg, webp; videos: mp4, webm, gif or webp (short animated previews)"
+    )
+    download.add_argument("--output", "-o", help="file to write (default: the stored file name, here)")
     return parser
 
 
@@ -193,6 +201,28 @@ def _models(studio: Studio, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _download(studio: Studio, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .derive import copy_to, derive
+
+    job = jobs.get_job(studio, args.id)
+    if not job.assets:
+        raise InvalidInput("id", f"job {job.id} is {job.status} and has no outputs")
+    if not 0 <= args.index < len(job.assets):
+        raise InvalidInput("index", f"{args.index} is out of range", f"0–{len(job.assets) - 1}")
+    asset = job.assets[args.index]
+    fmt = args.format or asset.key.rsplit(".", 1)[-1].replace("jpg", "jpeg")
+    made = derive(studio.storage, asset, job.kind, fmt)
+    target = Path(args.output or made.file_name)
+    with target.open("wb") as out:
+        written = copy_to(studio.storage, made.key, out)
+    _emit(
+        {"path": str(target), "bytes": written, "content_type": made.content_type, "url": studio.storage.url(made.key)}
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "image": _image,
     "video": _video,
@@ -203,4 +233,5 @@ COMMANDS = {
     "worker": _worker,
     "db": _db,
     "models": _models,
+    "download": _download,
 }

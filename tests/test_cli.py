@@ -156,3 +156,16 @@ def test_bad_settings_are_reported_clearly(cli, monkeypatch) -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "poll_interval_s" in done.stderr
+
+
+def test_download_converts_and_names_bad_choices(cli, tmp_path) -> None:
+    job = json.loads(cli("image", "a fox", "--size", "256x256").stdout)
+    done = cli("download", job["id"], "--format", "webp", "--output", str(tmp_path / "fox.webp"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["content_type"] == "image/webp" and (tmp_path / "fox.webp").read_bytes()[8:12] == b"WEBP"
+    assert result["bytes"] == (tmp_path / "fox.webp").stat().st_size
+    bad = cli("download", job["id"], "--format", "bmp")
+    assert bad.returncode == 2 and "format: 'bmp' is not offered for images (allowed: png, jpeg, webp)" in bad.stderr
+    wrong_index = cli("download", job["id"], "--index", "3")
+    assert wrong_index.returncode == 2 and "index: 3 is out of range (allowed: 0–0)" in wrong_index.stderr

@@ -217,3 +217,44 @@ def test_cors_and_lifecycle_rules_are_ensured_keeping_others(s3_settings) -> Non
 def test_storage_settings_are_checked(tmp_path) -> None:
     with pytest.raises(ValueError, match="MEDIAGEN_S3_BUCKET"):
         Settings(data_dir=tmp_path, storage="s3")
+
+
+def test_derived_formats_are_made_once_and_cached(backend_settings) -> None:
+    import av
+    from PIL import Image
+
+    from mediagen import derive
+    from mediagen.errors import InvalidInput
+
+    studio = Studio.open(backend_settings)
+    try:
+        image = jobs.generate_image(studio, "a lighthouse", params={"size": "256x256"})
+        video = jobs.submit_video(studio, "waves", params={"duration": 1, "size": "128x72"})
+        deadline = time.monotonic() + 60
+        while not JobStatus(video.status).is_final and time.monotonic() < deadline:
+            tick(studio)
+            time.sleep(0.05)
+            video = jobs.get_job(studio, video.id)
+        png, mp4 = image.assets[0], video.assets[0]
+
+        assert derive.derive(studio.storage, png, "image", "png").key == png.key  # already PNG
+        for fmt, pil_format in (("jpeg", "JPEG"), ("webp", "WEBP")):
+            made = derive.derive(studio.storage, png, "image", fmt)
+            with Image.open(io.BytesIO(derive.read_all(studio.storage, made.key))) as converted:
+                assert converted.format == pil_format and converted.size == (256, 256)
+
+        webm = derive.derive(studio.storage, mp4, "video", "webm")
+        with av.open(io.BytesIO(derive.read_all(studio.storage, webm.key))) as container:
+            assert container.streams.video[0].codec_context.name == "vp9"
+            assert container.streams.video[0].codec_context.width == 128
+        for fmt in ("gif", "webp"):
+            preview = derive.derive(studio.storage, mp4, "video", fmt)
+            with Image.open(io.BytesIO(derive.read_all(studio.storage, preview.key))) as animated:
+                assert animated.n_frames > 1 and animated.width == 320
+        assert derive.derive(studio.storage, mp4, "video", "mp4").key == mp4.key
+        with pytest.raises(InvalidInput, match="allowed: png, jpeg, webp"):
+            derive.derive(studio.storage, png, "image", "tiff")
+        for key in derive.all_derived_keys(png.key, "image") + derive.all_derived_keys(mp4.key, "video"):
+            assert studio.storage.exists(key), key  # each made once, now cached beside the original
+    finally:
+        studio.close()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from mediagen import jobs
+from mediagen import derive, jobs
 from mediagen.errors import MediagenError
 from mediagen.models import Asset, Job
 from mediagen.states import RETRYABLE_STATUSES, JobKind, JobStatus
@@ -33,6 +33,31 @@ def download(studio: Studio, asset: Asset, key: str) -> None:
         icon=":material/download:",
         on_click="ignore",
     )
+
+
+FORMAT_LABELS = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "mp4": "MP4", "webm": "WebM", "gif": "GIF preview"}
+
+
+def format_downloads(studio: Studio, job: Job, asset: Asset) -> None:
+    """One button per format; the conversion runs (once, then cached in storage) on click."""
+
+    def converted(fmt: str) -> Callable[[], bytes]:
+        return lambda: derive.read_all(studio.storage, derive.derive(studio.storage, asset, job.kind, fmt).key)
+
+    with st.container(horizontal=True):
+        for fmt, variant in derive.variants_for(job.kind).items():
+            label = FORMAT_LABELS.get(fmt, fmt)
+            if job.kind == JobKind.VIDEO and fmt == "webp":
+                label = "WebP preview"
+            st.download_button(
+                label,
+                converted(fmt),
+                file_name=derive.derived_key(asset.key, variant).rsplit("/", 1)[-1],
+                mime=variant.content_type,
+                key=f"fmt-{job.id}-{asset.index}-{fmt}",
+                icon=":material/download:",
+                on_click="ignore",
+            )
 
 
 def describe(asset: Asset) -> str:
@@ -84,7 +109,7 @@ def job_dialog(studio: Studio, job_id: str) -> None:
             st.image(studio.storage.url(asset.key), width="stretch")
         st.caption(describe(asset))
         widgets.copyable_url(studio.storage.url(asset.key))
-        download(studio, asset, key=f"dialog-dl-{job.id}-{asset.index}")
+        format_downloads(studio, job, asset)
     widgets.job_error(job)
     st.text("Prompt")
     st.code(job.prompt, language=None, wrap_lines=True)
