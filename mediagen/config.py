@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
         # st.image/st.video treat a relative URL as a local file path, so it must be absolute.
-        if value is None:
+        if not value:  # an empty variable means unset
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s):// URL, e.g. http://127.0.0.1:8501/cdn")

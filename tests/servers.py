@@ -38,7 +38,8 @@ def app_server(workdir: Path, **settings: str) -> Iterator[AppServer]:
     env = {
         **os.environ,
         "MEDIAGEN_DATA_DIR": str(data_dir),
-        "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn",
+        # Local media is served by the app itself; S3 media by presigned URLs unless a test sets a CDN.
+        "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn" if settings.get("storage", "local") == "local" else "",
         "MEDIAGEN_POLL_INTERVAL_S": "0.3",
         "PYTHONPATH": str(ROOT),
         **{f"MEDIAGEN_{k.upper()}": v for k, v in settings.items()},

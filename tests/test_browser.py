@@ -128,3 +128,32 @@ def test_system_self_check_passes_against_the_running_server(page, shots) -> Non
     page.get_by_text("URL answers: HTTP 200").wait_for()
     page.get_by_text("delete: probe removed").wait_for()
     page.screenshot(path=shots / "system.png", full_page=True)
+
+
+def test_studio_on_s3_shows_images_from_the_bucket(tmp_path, monkeypatch) -> None:
+    """MEDIAGEN_STORAGE=s3 against moto's server: the page's <img> loads a presigned bucket URL, and
+    startup put our CORS rule on the bucket."""
+    from playwright.sync_api import sync_playwright
+
+    from .s3_server import AWS_ENV, client, moto_server, new_bucket
+
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    with moto_server() as endpoint:
+        bucket = new_bucket(endpoint)
+        with (
+            app_server(tmp_path, storage="s3", s3_bucket=bucket, s3_endpoint_url=endpoint) as server,
+            sync_playwright() as playwright,
+        ):
+            rules = client(endpoint).get_bucket_cors(Bucket=bucket)["CORSRules"]
+            assert any(rule.get("ID") == "mediagen-media-get" for rule in rules)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(server.base + "/")
+            page.get_by_label("Prompt").fill("a lighthouse, stored in S3")
+            page.get_by_role("button", name="Generate").click()
+            loaded = f"""() => [...document.querySelectorAll("img")].some(i => i.src.startsWith("{endpoint}/{bucket}/")
+                && i.src.includes("X-Amz-Signature") && i.complete && i.naturalWidth > 0)"""
+            page.wait_for_function(loaded)
+            browser.close()

@@ -258,3 +258,44 @@ def test_derived_formats_are_made_once_and_cached(backend_settings) -> None:
             assert studio.storage.exists(key), key  # each made once, now cached beside the original
     finally:
         studio.close()
+
+
+def _s3_env(endpoint: str, bucket: str, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **AWS_ENV,
+        "MEDIAGEN_STORAGE": "s3",
+        "MEDIAGEN_S3_BUCKET": bucket,
+        "MEDIAGEN_S3_ENDPOINT_URL": endpoint,
+        "MEDIAGEN_DATA_DIR": str(data_dir),
+        "MEDIAGEN_POLL_INTERVAL_S": "0.1",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+
+
+@pytest.mark.e2e
+def test_cli_on_s3_end_to_end(s3_endpoint, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    env = _s3_env(s3_endpoint, new_bucket(s3_endpoint), tmp_path / "data")
+    for args in (
+        ["image", "a fox", "--size", "256x256", "--n", "2"],
+        ["video", "waves", "--duration", "1", "--size", "128x72", "--wait"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "mediagen", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        job = json.loads(done.stdout)
+        assert job["status"] == "succeeded"
+        for asset in job["assets"]:
+            assert "X-Amz-Signature=" in asset["url"]  # no CDN configured: presigned when shown
+            body = httpx.get(asset["url"], timeout=10)
+            assert body.status_code == 200 and len(body.content) == asset["bytes"]
+    assert not (tmp_path / "data" / "media").exists() or not any((tmp_path / "data" / "media").rglob("*.*"))
