@@ -42,19 +42,26 @@ def server(tmp_path_factory) -> Iterator[AppServer]:
 
 
 @pytest.fixture(scope="module")
-def page(server: AppServer):
+def browser():
+    """One Playwright driver per module: the sync API refuses a second one while the first runs."""
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(60_000)
-        tab.goto(server.base + "/")
-        yield tab
-        browser.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: AppServer, browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    tab.goto(server.base + "/")
+    yield tab
+    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -130,25 +137,20 @@ def test_system_self_check_passes_against_the_running_server(page, shots) -> Non
     page.screenshot(path=shots / "system.png", full_page=True)
 
 
-def test_studio_on_s3_shows_images_from_the_bucket(tmp_path, monkeypatch) -> None:
+def test_studio_on_s3_shows_images_from_the_bucket(tmp_path, monkeypatch, browser) -> None:
     """MEDIAGEN_STORAGE=s3 against moto's server: the page's <img> loads a presigned bucket URL, and
     startup put our CORS rule on the bucket."""
-    from playwright.sync_api import sync_playwright
-
     from .s3_server import AWS_ENV, client, moto_server, new_bucket
 
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     with moto_server() as endpoint:
         bucket = new_bucket(endpoint)
-        with (
-            app_server(tmp_path, storage="s3", s3_bucket=bucket, s3_endpoint_url=endpoint) as server,
-            sync_playwright() as playwright,
-        ):
+        with app_server(tmp_path, storage="s3", s3_bucket=bucket, s3_endpoint_url=endpoint) as server:
             rules = client(endpoint).get_bucket_cors(Bucket=bucket)["CORSRules"]
             assert any(rule.get("ID") == "mediagen-media-get" for rule in rules)
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            context = browser.new_context(viewport={"width": 1440, "height": 1000})
+            page = context.new_page()
             page.set_default_timeout(60_000)
             page.goto(server.base + "/")
             page.get_by_label("Prompt").fill("a lighthouse, stored in S3")
@@ -156,4 +158,4 @@ def test_studio_on_s3_shows_images_from_the_bucket(tmp_path, monkeypatch) -> Non
             loaded = f"""() => [...document.querySelectorAll("img")].some(i => i.src.startsWith("{endpoint}/{bucket}/")
                 && i.src.includes("X-Amz-Signature") && i.complete && i.naturalWidth > 0)"""
             page.wait_for_function(loaded)
-            browser.close()
+            context.close()
