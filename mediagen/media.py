@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import filetype
@@ -83,6 +83,8 @@ def _inspect_image(data: BinaryIO) -> tuple[int, int, None, Image.Image]:
 
 
 def _inspect_video(data: BinaryIO) -> tuple[int, int, float | None, Image.Image]:
+    size = data.seek(0, io.SEEK_END)
+    data.seek(0)
     try:
         with av.open(data, mode="r") as container:
             if not container.streams.video:
@@ -93,15 +95,45 @@ def _inspect_video(data: BinaryIO) -> tuple[int, int, float | None, Image.Image]
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 duration = container.duration / av.time_base
-            poster = None
-            for frame in container.decode(stream):
-                poster = frame.to_image()
-                break
+            poster, packets, media_end = _walk_packets(container, stream)
             if poster is None:
                 raise IngestError("video has no decodable frames")
+            # A file cut off in transit still opens when its index comes first (faststart): the
+            # index then promises samples that lie past the end of the bytes we actually hold.
+            if stream.frames and packets < stream.frames:
+                raise IngestError(
+                    f"video is truncated: its index lists {stream.frames} frames but only {packets} are "
+                    f"within its {size:,} bytes"
+                )
+            if media_end > size:
+                raise IngestError(f"video is truncated: its frames run to byte {media_end:,} of a {size:,}-byte file")
             return stream.codec_context.width, stream.codec_context.height, duration, poster
     except av.error.FFmpegError as exc:
         raise IngestError(f"video could not be decoded: {exc}") from None
+
+
+def _walk_packets(container: Any, stream: Any) -> tuple[Image.Image | None, int, int]:
+    """Read every packet of ``stream`` (cheap: no decoding) and decode only until the first frame.
+
+    Returns the poster frame, the packet count and the byte offset where the last packet ends."""
+    poster = None
+    packets = 0
+    media_end = 0
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's end-of-stream marker
+            continue
+        packets += 1
+        if packet.pos is not None and packet.pos >= 0:
+            media_end = max(media_end, packet.pos + packet.size)
+        if poster is None:
+            for frame in packet.decode():
+                poster = frame.to_image()
+                break
+    if poster is None:  # decoders with reordering hold frames back until flushed
+        for frame in stream.codec_context.decode(None):
+            poster = frame.to_image()
+            break
+    return poster, packets, media_end
 
 
 def thumbnail(image: Image.Image) -> bytes:

@@ -62,8 +62,16 @@ def _media() -> tuple[bytes, bytes]:
         return png, target.read_bytes()
 
 
+# Which key each provider's routes demand, by the prefix of the route name.
+_KEY_ATTRS = {"openai": "OPENAI_KEY", "minimax": "MINIMAX_KEY", "replicate": "REPLICATE_TOKEN"}
+
+
 def _hex() -> str:
     return secrets.token_hex(6)
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class FakeProviders:
@@ -83,6 +91,7 @@ class FakeProviders:
         ]
         self.minimax_steps = ["Preparing", "Queueing", "Processing", "Success"]
         self.replicate_steps = ["starting", "processing", "succeeded"]
+        self.replicate_video_models = {"fake/video-model"}  # besides any model whose name says "video"
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._tasks: dict[str, dict[str, Any]] = {}  # task id -> what was asked, and poll count
@@ -147,75 +156,29 @@ class FakeProviders:
 
     # -- the app ----------------------------------------------------------------------------
     def _app(self) -> Starlette:
+        oa, mm, rp = "/openai/v1", "/minimax/v1", "/replicate/v1"
         routes = [
-            ("openai.images", "POST", "/openai/v1/images/generations", self._openai_images, self.OPENAI_KEY),
-            ("openai.videos.create", "POST", "/openai/v1/videos", self._openai_create, self.OPENAI_KEY),
-            ("openai.videos.get", "GET", "/openai/v1/videos/{id}", self._openai_get, self.OPENAI_KEY),
-            (
-                "openai.videos.delete",
-                "DELETE",
-                "/openai/v1/videos/{id}",
-                self._openai_delete,
-                self.OPENAI_KEY,
-            ),
-            (
-                "openai.videos.content",
-                "GET",
-                "/openai/v1/videos/{id}/content",
-                self._openai_content,
-                self.OPENAI_KEY,
-            ),
-            (
-                "minimax.create",
-                "POST",
-                "/minimax/v1/video_generation",
-                self._minimax_create,
-                self.MINIMAX_KEY,
-            ),
-            (
-                "minimax.query",
-                "GET",
-                "/minimax/v1/query/video_generation",
-                self._minimax_query,
-                self.MINIMAX_KEY,
-            ),
-            ("minimax.files", "GET", "/minimax/v1/files/retrieve", self._minimax_files, self.MINIMAX_KEY),
-            (
-                "replicate.create",
-                "POST",
-                "/replicate/v1/models/{owner}/{name}/predictions",
-                self._replicate_create,
-                self.REPLICATE_TOKEN,
-            ),
-            (
-                "replicate.get",
-                "GET",
-                "/replicate/v1/predictions/{id}",
-                self._replicate_get,
-                self.REPLICATE_TOKEN,
-            ),
-            (
-                "replicate.cancel",
-                "POST",
-                "/replicate/v1/predictions/{id}/cancel",
-                self._replicate_cancel,
-                self.REPLICATE_TOKEN,
-            ),
-            ("media", "GET", "/media/{token}", self._media_download, None),
+            ("openai.images", "POST", f"{oa}/images/generations", self._openai_images),
+            ("openai.videos.create", "POST", f"{oa}/videos", self._openai_create),
+            ("openai.videos.get", "GET", f"{oa}/videos/{{id}}", self._openai_get),
+            ("openai.videos.delete", "DELETE", f"{oa}/videos/{{id}}", self._openai_delete),
+            ("openai.videos.content", "GET", f"{oa}/videos/{{id}}/content", self._openai_content),
+            ("minimax.create", "POST", f"{mm}/video_generation", self._minimax_create),
+            ("minimax.query", "GET", f"{mm}/query/video_generation", self._minimax_query),
+            ("minimax.files", "GET", f"{mm}/files/retrieve", self._minimax_files),
+            ("replicate.create", "POST", f"{rp}/models/{{owner}}/{{name}}/predictions", self._replicate_create),
+            ("replicate.get", "GET", f"{rp}/predictions/{{id}}", self._replicate_get),
+            ("replicate.cancel", "POST", f"{rp}/predictions/{{id}}/cancel", self._replicate_cancel),
+            ("media", "GET", "/media/{token}", self._media_download),  # no auth: signed-URL style
         ]
         return Starlette(
             routes=[
-                Route(path, self._endpoint(name, handler, key), methods=[method])
-                for name, method, path, handler, key in routes
+                Route(path, self._endpoint(name, handler), methods=[method]) for name, method, path, handler in routes
             ]
         )
 
-    def _endpoint(self, route: str, handler: Any, key_attr: str | None) -> Any:
-        key_name = {
-            self.OPENAI_KEY: "OPENAI_KEY",
-            self.MINIMAX_KEY: "MINIMAX_KEY",
-            self.REPLICATE_TOKEN: "REPLICATE_TOKEN",
-        }.get(key_attr or "")
+    def _endpoint(self, route: str, handler: Any) -> Any:
+        key_attr = _KEY_ATTRS.get(route.split(".")[0])
 
         async def endpoint(request: Request) -> Response:
             recorded = await self._record(route, request)
@@ -224,12 +187,13 @@ class FakeProviders:
             if scripted and scripted.delay_s:
                 await asyncio.sleep(scripted.delay_s)
             # Keys are read at request time so a test can change what the fake accepts.
-            if key_name and request.headers.get("authorization") != f"Bearer {getattr(self, key_name)}":
+            if key_attr and request.headers.get("authorization") != f"Bearer {getattr(self, key_attr)}":
                 return self._unauthorized(route)
             if scripted and (scripted.json is not None or scripted.body is not None):
                 if scripted.json is not None:
                     return JSONResponse(scripted.json, scripted.status, headers=scripted.headers)
                 return Response(scripted.body, scripted.status, headers=scripted.headers)
+            # Handlers are plain functions run off the loop, so a slow one never stalls other requests.
             response: Response = await asyncio.to_thread(handler, recorded, scripted or Reply())
             if scripted:
                 response.headers.update(scripted.headers)
@@ -244,7 +208,9 @@ class FakeProviders:
         if content_type.startswith("application/json") and body:
             parsed_json = await request.json()
         elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            form = {k: str(v) for k, v in (await request.form()).items()}
+            async with request.form() as parsed:
+                # A file part is recorded by its filename; its bytes are in `body` for tests that care.
+                form = {k: v if isinstance(v, str) else str(v.filename) for k, v in parsed.items()}
         recorded = Recorded(
             route,
             request.method,
@@ -301,7 +267,13 @@ class FakeProviders:
                 items[-1]["revised_prompt"] = f"revised: {body.get('prompt')}"
         data: dict[str, Any] = {"created": int(time.time()), "data": items}
         if model.startswith("gpt-image"):
-            data["usage"] = {"input_tokens": 12, "output_tokens": 4160 * n, "total_tokens": 12 + 4160 * n}
+            # Shaped like ImageGenUsage in the OpenAPI description, details included (they are required).
+            data["usage"] = {
+                "input_tokens": 12,
+                "output_tokens": 4160 * n,
+                "total_tokens": 12 + 4160 * n,
+                "input_tokens_details": {"text_tokens": 12, "image_tokens": 0},
+            }
         return JSONResponse(data, headers={"x-request-id": f"req_{_hex()}"})
 
     def _video_resource(self, task_id: str, status: str, progress: int) -> dict[str, Any]:
@@ -321,6 +293,9 @@ class FakeProviders:
             "remixed_from_video_id": None,
             "error": None,
         }
+        if status == "completed":
+            resource["completed_at"] = int(time.time())
+            resource["expires_at"] = task["created"] + 86400
         if status == "failed":
             resource["error"] = {"code": "video_generation_failed", "message": "fake failure"}
         return resource
@@ -360,9 +335,12 @@ class FakeProviders:
 
     def _openai_delete(self, call: Recorded, _reply: Reply) -> Response:
         task_id = call.path.rsplit("/", 1)[-1]
-        if task_id not in self._tasks:
+        with self._lock:
+            known = self._tasks.pop(task_id, None) is not None
+        if not known:
             return self._openai_missing(task_id)
-        return JSONResponse(self._video_resource(task_id, self._tasks[task_id]["status"], 0))
+        # The OpenAPI description answers DeletedVideoResource, not the video itself.
+        return JSONResponse({"id": task_id, "object": "video.deleted", "deleted": True})
 
     def _openai_content(self, call: Recorded, _reply: Reply) -> Response:
         task_id = call.path.split("/")[-2]
@@ -416,6 +394,7 @@ class FakeProviders:
             else:
                 output = [self.media_url("image") for _ in range(int(inputs.get("num_outputs") or 1))]
         base = f"{self.replicate_base}/v1/predictions/{task_id}"
+        done = status in ("succeeded", "failed", "canceled", "aborted")
         return {
             "id": task_id,
             "model": task["model"],
@@ -426,8 +405,8 @@ class FakeProviders:
             "logs": "",
             "metrics": {"predict_time": 1.2} if status == "succeeded" else {},
             "created_at": task["created"],
-            "started_at": None,
-            "completed_at": None,
+            "started_at": None if status == "starting" else task["created"],
+            "completed_at": _iso_now() if done else None,
             "urls": {"get": base, "cancel": f"{base}/cancel"},
         }
 
@@ -440,20 +419,26 @@ class FakeProviders:
                 "polls": 0,
                 "model": model,
                 "input": (call.json or {}).get("input", {}),
-                "video": "video" in model,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "video": "video" in parts[-2] or model in self.replicate_video_models,
+                "created": _iso_now(),
             }
-        waited = call.headers.get("prefer", "").startswith("wait")
+        waited = call.headers.get("prefer", "").strip().lower().startswith("wait")
         return JSONResponse(self._prediction(task_id, "succeeded" if waited else "starting"), 201)
+
+    @staticmethod
+    def _replicate_missing() -> Response:
+        return JSONResponse({"title": "Not found", "detail": "Prediction not found", "status": 404}, 404)
 
     def _replicate_get(self, call: Recorded, _reply: Reply) -> Response:
         task_id = call.path.rsplit("/", 1)[-1]
         if task_id not in self._tasks:
-            return JSONResponse({"title": "Not found", "detail": "Prediction not found", "status": 404}, 404)
+            return self._replicate_missing()
         return JSONResponse(self._prediction(task_id, self._step(task_id, self.replicate_steps)))
 
     def _replicate_cancel(self, call: Recorded, _reply: Reply) -> Response:
         task_id = call.path.split("/")[-2]
+        if task_id not in self._tasks:
+            return self._replicate_missing()
         return JSONResponse(self._prediction(task_id, "canceled"))
 
     # -- downloads --------------------------------------------------------------------------

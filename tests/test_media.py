@@ -129,11 +129,13 @@ def test_ingesting_again_overwrites_instead_of_duplicating(storage, small_png) -
         ),
         (lambda png, mp4: png[: len(png) // 2], JobKind.IMAGE, "could not be decoded"),
         (lambda png, mp4: png, JobKind.VIDEO, "expected video output"),
-        (lambda png, mp4: mp4[: len(mp4) // 3], JobKind.VIDEO, "could not be decoded"),
+        (lambda png, mp4: mp4[: len(mp4) // 3], JobKind.VIDEO, "could not be decoded|is truncated"),
+        # index first (faststart), so the cut-off file still opens and its first frame decodes
+        (lambda png, mp4: mp4[: len(mp4) * 9 // 10], JobKind.VIDEO, r"video is truncated: its index lists 12 frames"),
         (lambda png, mp4: b"%PDF-1.4 not media", JobKind.IMAGE, "not an accepted media type"),
         (lambda png, mp4: b"", JobKind.IMAGE, "is empty"),
     ],
-    ids=["junk", "truncated-png", "png-for-video", "truncated-mp4", "pdf", "empty"],
+    ids=["junk", "truncated-png", "png-for-video", "truncated-mp4", "mp4-missing-its-tail", "pdf", "empty"],
 )
 def test_bad_output_fails_clearly_and_leaves_nothing(storage, small_png, small_mp4, make, kind, phrase) -> None:
     with pytest.raises(IngestError, match=phrase):

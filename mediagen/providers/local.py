@@ -239,10 +239,8 @@ def _report(task_dir: Path, done: int, total: int) -> bool:
         return False
     if done % 6 == 0:
         progress = min(99, int(done * 100 / total))
-        _write_json(
-            task_dir / "state.json",
-            {"state": TaskState.RUNNING, "progress": progress, "updated": time.time()},
-        )
+        # pid and host on every write: a poller in another process tells a dead render from a live one
+        _write_json(task_dir / "state.json", _running(progress))
     return True
 
 
