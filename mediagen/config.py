@@ -49,7 +49,11 @@ class Settings(BaseSettings):
         8, ge=5, description="Uploads above this size go multipart (S3's smallest part is 5 MiB)."
     )
     s3_max_concurrency: int = Field(
-        4, ge=1, le=32, description="Parts uploaded at once; memory stays near part size x this."
+        8,
+        ge=1,
+        le=32,
+        description="Parts uploaded at once. Media uploads read each part from disk as it is sent, so this "
+        "bounds connections, not memory.",
     )
     poll_interval_s: float = Field(
         2.0,
@@ -192,6 +196,12 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Downloads wait here between provider and storage: on disk beside the data, never a
+        RAM-backed /tmp."""
+        return self.data_dir / "spool"
 
     @property
     def resolved_database_url(self) -> str:

@@ -146,8 +146,7 @@ def derive(storage: Storage, asset: Asset, kind: JobKind | str, fmt: str) -> Der
             with storage.open(asset.key) as handle, source.open("wb") as out:
                 shutil.copyfileobj(handle, out, length=1024 * 1024)
             variant.convert(source, target)
-            with target.open("rb") as data:
-                storage.put(key, data, variant.content_type)
+            storage.put_file(key, target, variant.content_type)
     return Derived(key, variant.content_type, key.rsplit("/", 1)[-1])
 
 

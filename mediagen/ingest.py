@@ -1,10 +1,11 @@
 """Copy provider output into our storage: one path for bytes, base64, URLs and files.
 
-Every source becomes a stream of chunks written to a spooled temporary file (in memory while
-small, on disk when large) while we count and hash. Then the bytes are identified from their
-magic numbers, decoded, thumbnailed and stored under deterministic keys, so a repeated ingest of
-the same job overwrites instead of duplicating. If anything fails, whatever this call stored is
-deleted again: a job never keeps half its files.
+Every source becomes a stream of chunks written to a temporary file on disk while we count and
+hash, so memory does not grow with file size. Then the bytes are identified from their magic
+numbers (never the provider's word), decoded and thumbnailed, and the file is uploaded from disk
+under a deterministic key, so a repeated ingest of the same job overwrites instead of
+duplicating. If anything fails, whatever this call stored is deleted again and the temporary
+file is removed: a job never keeps half its files.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import IO
 
 import httpx
 from PIL import Image
@@ -30,7 +33,6 @@ from .states import JobKind
 from .storage.base import Storage
 
 CHUNK = 1024 * 1024
-SPOOL_IN_MEMORY = 8 * 1024 * 1024
 POSTER_MAX_BYTES = 20 * 1024 * 1024
 # Base64 is decoded a multiple of 4 characters at a time so no chunk splits a quantum.
 B64_CHUNK = 4 * 256 * 1024
@@ -40,6 +42,7 @@ B64_CHUNK = 4 * 256 * 1024
 class Limits:
     max_bytes: int
     deadline_s: float
+    spool_dir: Path | None = None  # where downloads land before upload; None = the system temp dir
 
 
 @dataclass(frozen=True)
@@ -104,29 +107,18 @@ def _ingest_one(
     http: httpx.Client | None,
     written: list[str],
 ) -> StoredMedia:
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        digest = hashlib.sha256()
-        size = 0
-        deadline = time.monotonic() + limits.deadline_s
-        for chunk in _chunks(source, http):
-            size += len(chunk)
-            if size > limits.max_bytes:
-                raise IngestError(
-                    f"output {index} is larger than the {limits.max_bytes:,}-byte limit (MEDIAGEN_MAX_MEDIA_BYTES)"
-                )
-            if time.monotonic() > deadline:
-                raise IngestError(f"copying output {index} took longer than {limits.deadline_s:.0f} s")
-            digest.update(chunk)
-            spool.write(chunk)
-        if size == 0:
-            raise IngestError(f"output {index} is empty")
-        info = inspect(spool, kind)  # type: ignore[arg-type]  # SpooledTemporaryFile is binary
+    if limits.spool_dir is not None:
+        limits.spool_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".part", dir=limits.spool_dir) as spool:
+        digest, size, deadline = _download(source, http, spool, index, limits)
+        spool.flush()
+        info = inspect(spool, kind)  # type: ignore[arg-type]  # a binary temp file
         key = media_key(kind, created_at, job_id, index, info.extension)
         thumb_key = thumbnail_key(key)
         thumb = _provider_poster(source.poster, http, deadline) or info.thumbnail_webp
         written.append(key)
-        metadata = {"mediagen-job": job_id, "sha256": digest.hexdigest()}  # never the prompt: it is not ASCII-safe
-        storage.put(key, spool, info.content_type, metadata)  # type: ignore[arg-type]
+        metadata = {"mediagen-job": job_id, "sha256": digest}  # never the prompt: it is not ASCII-safe
+        storage.put_file(key, Path(spool.name), info.content_type, metadata)
         written.append(thumb_key)
         storage.put(thumb_key, io.BytesIO(thumb), "image/webp")
         return StoredMedia(
@@ -135,11 +127,34 @@ def _ingest_one(
             thumbnail_key=thumb_key,
             content_type=info.content_type,
             bytes=size,
-            sha256=digest.hexdigest(),
+            sha256=digest,
             width=info.width,
             height=info.height,
             duration_s=info.duration_s,
         )
+
+
+def _download(
+    source: MediaSource, http: httpx.Client | None, spool: IO[bytes], index: int, limits: Limits
+) -> tuple[str, int, float]:
+    """Copy ``source`` into ``spool`` chunk by chunk, hashing and enforcing the size limit and the
+    deadline; return the sha256, the size and the deadline."""
+    digest = hashlib.sha256()
+    size = 0
+    deadline = time.monotonic() + limits.deadline_s
+    for chunk in _chunks(source, http):
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise IngestError(
+                f"output {index} is larger than the {limits.max_bytes:,}-byte limit (MEDIAGEN_MAX_MEDIA_BYTES)"
+            )
+        if time.monotonic() > deadline:
+            raise IngestError(f"copying output {index} took longer than {limits.deadline_s:.0f} s")
+        digest.update(chunk)
+        spool.write(chunk)
+    if size == 0:
+        raise IngestError(f"output {index} is empty")
+    return digest.hexdigest(), size, deadline
 
 
 def _provider_poster(poster: MediaSource | None, http: httpx.Client | None, deadline: float) -> bytes | None:

@@ -93,7 +93,9 @@ def _run_image(studio: Studio, job: Job, request: Request) -> Job:
             kind=JobKind.IMAGE,
             job_id=job.id,
             created_at=job.created_at,
-            limits=Limits(studio.settings.max_media_bytes, studio.settings.download_timeout_s),
+            limits=Limits(
+                studio.settings.max_media_bytes, studio.settings.download_timeout_s, studio.settings.spool_dir
+            ),
         )
         finish(
             studio.db,

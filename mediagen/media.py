@@ -18,6 +18,7 @@ from .states import JobKind
 
 THUMBNAIL_SIDE = 384
 THUMBNAIL_QUALITY = 78
+SNIFF_BYTES = 8192  # enough for every signature `filetype` knows
 
 # Sniffed MIME type -> (kind, file extension). Anything else is refused.
 ACCEPTED_TYPES: dict[str, tuple[JobKind, str]] = {
@@ -48,12 +49,9 @@ def sniff(head: bytes) -> str | None:
     return guess.mime if guess else None
 
 
-def inspect(data: BinaryIO, expected: JobKind) -> MediaInfo:
-    """Identify, decode and thumbnail ``data``; raise ``IngestError`` if it is not usable media
-    of the ``expected`` kind."""
-    data.seek(0)
-    head = data.read(8192)
-    data.seek(0)
+def identify(head: bytes, expected: JobKind) -> tuple[str, str]:
+    """The MIME type and file extension the first bytes declare; raise ``IngestError`` unless
+    they are an accepted type of the ``expected`` kind."""
     mime = sniff(head)
     if mime is None:
         raise IngestError("output is not a recognisable image or video (unknown file signature)")
@@ -62,12 +60,21 @@ def inspect(data: BinaryIO, expected: JobKind) -> MediaInfo:
     kind, extension = ACCEPTED_TYPES[mime]
     if kind != expected:
         raise IngestError(f"expected {expected.value} output but the provider sent {mime}")
-    if kind is JobKind.IMAGE:
+    return mime, extension
+
+
+def inspect(data: BinaryIO, expected: JobKind) -> MediaInfo:
+    """Identify, decode and thumbnail ``data``; raise ``IngestError`` if it is not usable media
+    of the ``expected`` kind."""
+    data.seek(0)
+    mime, extension = identify(data.read(SNIFF_BYTES), expected)
+    data.seek(0)
+    if expected is JobKind.IMAGE:
         width, height, duration, poster = _inspect_image(data)
     else:
         width, height, duration, poster = _inspect_video(data)
     data.seek(0)
-    return MediaInfo(mime, kind, extension, width, height, duration, thumbnail(poster))
+    return MediaInfo(mime, expected, extension, width, height, duration, thumbnail(poster))
 
 
 def _inspect_image(data: BinaryIO) -> tuple[int, int, None, Image.Image]:

@@ -205,7 +205,9 @@ def _apply(studio: Studio, claim: Claim, spec: ModelSpec, result: PollResult) ->
             kind=claim.kind,
             job_id=claim.job_id,
             created_at=claim.created_at,
-            limits=Limits(studio.settings.max_media_bytes, studio.settings.download_timeout_s),
+            limits=Limits(
+                studio.settings.max_media_bytes, studio.settings.download_timeout_s, studio.settings.spool_dir
+            ),
         )
     except ProviderError as exc:
         return _after_provider_error(studio, claim, exc)

@@ -18,9 +18,12 @@ import pytest
 
 from mediagen import jobs
 from mediagen.config import Settings
-from mediagen.errors import MediagenError
+from mediagen.errors import IngestError, MediagenError
+from mediagen.ingest import Limits, ingest_outputs
+from mediagen.models import utcnow
 from mediagen.poller import tick
-from mediagen.states import JobStatus
+from mediagen.providers.base import MediaSource
+from mediagen.states import JobKind, JobStatus
 from mediagen.storage import make_storage
 from mediagen.studio import Studio
 
@@ -116,6 +119,42 @@ def test_a_failed_upload_leaves_nothing(backend_settings) -> None:
         assert [p for p in backend_settings.media_dir.rglob("*") if p.is_file()] == []
 
 
+def _stored_nothing(settings: Settings) -> None:
+    if settings.storage == "s3":
+        s3 = client(settings.s3_endpoint_url)
+        assert s3.list_objects_v2(Bucket=settings.s3_bucket).get("Contents", []) == []
+        assert s3.list_multipart_uploads(Bucket=settings.s3_bucket).get("Uploads", []) == []
+    else:
+        assert [p for p in settings.media_dir.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("tail", "limit", "phrase"),
+    [
+        (b"\0" * (20 * MiB), 12 * MiB, "larger than the 12,582,912-byte limit"),
+        (os.urandom(20 * MiB), 64 * MiB, "video could not be decoded|video has no video stream"),
+    ],
+    ids=["over-the-size-limit-mid-upload", "mp4-signature-then-garbage"],
+)
+def test_ingest_streaming_into_storage_keeps_nothing_on_failure(
+    backend_settings, small_mp4, tail, limit, phrase
+) -> None:
+    """The upload starts while the download runs: a source that breaks the size limit part-way, or
+    turns out undecodable once whole, leaves no object, no pending multipart upload, no file."""
+    storage = make_storage(backend_settings)
+    with pytest.raises(IngestError, match=phrase):
+        ingest_outputs(
+            storage,
+            [MediaSource(data=small_mp4[:64] + tail)],
+            kind=JobKind.VIDEO,
+            job_id="j-broken",
+            created_at=utcnow(),
+            limits=Limits(max_bytes=limit, deadline_s=60, spool_dir=backend_settings.spool_dir),
+        )
+    _stored_nothing(backend_settings)
+    assert list(backend_settings.spool_dir.iterdir()) == []  # the download's temp file is gone too
+
+
 def test_images_and_videos_end_to_end(backend_settings) -> None:
     studio = Studio.open(backend_settings)
     try:
@@ -134,6 +173,7 @@ def test_images_and_videos_end_to_end(backend_settings) -> None:
                 assert body.status_code == 200 and len(body.content) == asset["bytes"]
                 assert httpx.get(asset["thumbnail_url"], timeout=10).content[8:12] == b"WEBP"
                 assert row.storage == backend_settings.storage
+        assert list(backend_settings.spool_dir.iterdir()) == []  # downloads spooled there, then removed
     finally:
         studio.close()
 
@@ -146,11 +186,21 @@ def s3_settings(tmp_path, s3_endpoint, aws) -> Settings:
     )
 
 
-def test_large_files_go_multipart_with_checksums_and_headers(s3_settings) -> None:
+@pytest.mark.parametrize("method", ["put", "put_file"])
+def test_large_files_go_multipart_with_checksums_and_headers(s3_settings, tmp_path, method) -> None:
     storage = make_storage(s3_settings)
-    storage.put("video/big.mp4", io.BytesIO(os.urandom(20 * MiB)), "video/mp4", {"mediagen-job": "j1", "note": "héllo"})
-    storage.put("image/small.png", io.BytesIO(b"small"), "image/png")
+    big, small = os.urandom(20 * MiB), b"small"
+    metadata = {"mediagen-job": "j1", "note": "héllo"}
+    if method == "put":
+        storage.put("video/big.mp4", io.BytesIO(big), "video/mp4", metadata)
+        storage.put("image/small.png", io.BytesIO(small), "image/png")
+    else:
+        (tmp_path / "big").write_bytes(big)
+        (tmp_path / "small").write_bytes(small)
+        storage.put_file("video/big.mp4", tmp_path / "big", "video/mp4", metadata)
+        storage.put_file("image/small.png", tmp_path / "small", "image/png")
     s3 = client(s3_settings.s3_endpoint_url)
+    assert s3.get_object(Bucket=s3_settings.s3_bucket, Key="video/big.mp4")["Body"].read() == big
     big = s3.head_object(Bucket=s3_settings.s3_bucket, Key="video/big.mp4", PartNumber=1)
     assert big["PartsCount"] == 3  # 8 + 8 + 4 MiB
     head = s3.head_object(Bucket=s3_settings.s3_bucket, Key="video/big.mp4", ChecksumMode="ENABLED")
@@ -299,3 +349,14 @@ def test_cli_on_s3_end_to_end(s3_endpoint, tmp_path) -> None:
             body = httpx.get(asset["url"], timeout=10)
             assert body.status_code == 200 and len(body.content) == asset["bytes"]
     assert not (tmp_path / "data" / "media").exists() or not any((tmp_path / "data" / "media").rglob("*.*"))
+
+
+def test_prepare_explains_what_it_could_not_do(s3_settings) -> None:
+    """When bucket settings cannot be read or changed (here: the bucket is missing), startup still
+    goes on, and the notes say what failed, which permission it needs and what to do by hand."""
+    storage = make_storage(s3_settings.model_copy(update={"s3_bucket": "no-such-bucket-here"}))
+    cors, lifecycle = storage.prepare()
+    assert cors.startswith("could not set CORS on no-such-bucket-here (NoSuchBucket)")
+    assert "s3:PutBucketCORS" in cors and "allow GET/HEAD from * by hand" in cors
+    assert lifecycle.startswith("could not set the lifecycle rule on no-such-bucket-here (NoSuchBucket)")
+    assert "s3:PutLifecycleConfiguration" in lifecycle

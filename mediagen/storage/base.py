@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 
@@ -13,6 +14,11 @@ class Storage(Protocol):
     def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         """Store ``data`` (read from its current position) under ``key``, replacing any object.
         The object appears whole or not at all. ``metadata`` is small and ASCII."""
+        ...
+
+    def put_file(self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
+        """Store the file at ``path`` under ``key``, as ``put`` does. Backends read it lazily from
+        disk, part by part, so memory stays flat whatever the file size."""
         ...
 
     def open(self, key: str) -> BinaryIO: ...

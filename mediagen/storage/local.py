@@ -38,6 +38,10 @@ class LocalStorage:
             Path(tmp_name).unlink(missing_ok=True)
             raise
 
+    def put_file(self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
+        with path.open("rb") as source:
+            self.put(key, source, content_type, metadata)
+
     def open(self, key: str) -> BinaryIO:
         return self._path(key).open("rb")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ MiB = 1024 * 1024
 CORS_RULE_ID = "mediagen-media-get"
 LIFECYCLE_RULE_ID = "mediagen-abort-incomplete-uploads"
 CACHE_CONTROL = "public, max-age=86400"
+FILEOBJ_PARTS_IN_MEMORY = 4
 
 
 class StorageError(MediagenError):
@@ -63,21 +65,46 @@ class S3Storage:
             max_concurrency=settings.s3_max_concurrency,
             use_threads=True,
         )
+        # Parts a file-object upload holds in memory (s3transfer's default of 10 would be 80 MiB).
+        # Media goes through put_file, which reads parts from disk and holds none of them.
+        self.transfer.max_in_memory_upload_chunks = min(settings.s3_max_concurrency, FILEOBJ_PARTS_IN_MEMORY)
 
     def _full(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/"):
             raise ValueError(f"storage key {key!r} must be a relative path without '..'")
         return self.prefix + key
 
-    def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
-        extra: dict[str, Any] = {
+    def _extra_args(self, content_type: str, metadata: Mapping[str, str] | None) -> dict[str, Any]:
+        return {
             "ContentType": content_type,
             "CacheControl": CACHE_CONTROL,
             "ChecksumAlgorithm": "CRC32",
             "Metadata": {k: v for k, v in (metadata or {}).items() if v.isascii() and len(v) <= 256},
         }
+
+    def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         try:
-            self.client.upload_fileobj(data, self.bucket, self._full(key), ExtraArgs=extra, Config=self.transfer)
+            self.client.upload_fileobj(
+                data,
+                self.bucket,
+                self._full(key),
+                ExtraArgs=self._extra_args(content_type, metadata),
+                Config=self.transfer,
+            )
+        except ClientError as exc:
+            raise StorageError(f"S3 upload of {key} failed: {_code(exc)}") from None
+
+    def put_file(self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
+        # Given a file name, the transfer manager reads each part from disk as it is sent; given a
+        # file object it buffers parts in memory (bench/ingest_memory.py measures the difference).
+        try:
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self._full(key),
+                ExtraArgs=self._extra_args(content_type, metadata),
+                Config=self.transfer,
+            )
         except ClientError as exc:
             raise StorageError(f"S3 upload of {key} failed: {_code(exc)}") from None
 
