@@ -9,58 +9,30 @@ from .browse import JobFilters
 from .models import Job, JobEvent
 from .studio import Studio
 
-HISTORY_COLUMNS = [
-    "id",
-    "kind",
-    "status",
-    "model",
-    "prompt",
-    "created",
-    "started",
-    "finished",
-    "duration_s",
-    "attempts",
-    "error",
-    "retried_from",
-]
+# Frame column -> the job attribute it comes from; duration_s is computed.
+_SELECTED = {
+    "id": Job.id,
+    "kind": Job.kind,
+    "status": Job.status,
+    "model": Job.model,
+    "prompt": Job.prompt,
+    "created": Job.created_at,
+    "started": Job.started_at,
+    "finished": Job.finished_at,
+    "attempts": Job.attempt,
+    "error": Job.error_message,
+    "retried_from": Job.retried_from,
+}
+HISTORY_COLUMNS = [*list(_SELECTED)[:8], "duration_s", *list(_SELECTED)[8:]]
 MAX_HISTORY_ROWS = 10_000
 
 
 def history_frame(studio: Studio, filters: JobFilters, *, limit: int = MAX_HISTORY_ROWS) -> pd.DataFrame:
-    query = filters.validate().apply(
-        select(
-            Job.id,
-            Job.kind,
-            Job.status,
-            Job.model,
-            Job.prompt,
-            Job.created_at,
-            Job.started_at,
-            Job.finished_at,
-            Job.attempt,
-            Job.error_message,
-            Job.retried_from,
-        )
-    )
+    query = filters.validate().apply(select(*_SELECTED.values()))
     query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
     with studio.db.read() as session:
         rows = session.execute(query).all()
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "id",
-            "kind",
-            "status",
-            "model",
-            "prompt",
-            "created",
-            "started",
-            "finished",
-            "attempts",
-            "error",
-            "retried_from",
-        ],
-    )
+    frame = pd.DataFrame(rows, columns=list(_SELECTED))
     for column in ("created", "started", "finished"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["duration_s"] = (frame["finished"] - frame["created"]).dt.total_seconds().round(1)

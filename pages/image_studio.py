@@ -8,21 +8,16 @@ from mediagen.ui.media import image_results
 
 studio = services.studio()
 st.title("Image studio")
-models = studio.catalog.models(JobKind.IMAGE)
 form, results = st.columns([2, 3], gap="large")
 
 with form:
-    prompt = st.text_area(
-        "Prompt",
-        key="image-prompt",
-        height=140,
-        max_chars=studio.settings.max_prompt_chars,
+    prompt, model, params, generate = widgets.generation_form(
+        studio,
+        JobKind.IMAGE,
         placeholder="A lighthouse on a cliff at dusk, warm light, long exposure",
+        icon=":material/auto_awesome:",
     )
-    names = [m.name for m in models]
-    model = st.selectbox("Model", names, key="image-model", format_func=lambda n: studio.catalog.get(n).label)
-    params = widgets.param_inputs(studio.catalog.get(model), "image")
-    if st.button("Generate", type="primary", key="image-generate", icon=":material/auto_awesome:"):
+    if generate:
         st.session_state.pop("image-error", None)
         with st.status("Generating…", expanded=False) as status:
             try:

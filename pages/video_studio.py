@@ -8,21 +8,13 @@ from mediagen.ui.panels import video_panel
 
 studio = services.studio()
 st.title("Video studio")
-models = studio.catalog.models(JobKind.VIDEO)
 form, panel = st.columns([2, 3], gap="large")
 
 with form:
-    prompt = st.text_area(
-        "Prompt",
-        key="video-prompt",
-        height=140,
-        max_chars=studio.settings.max_prompt_chars,
-        placeholder="Slow waves rolling onto a beach at sunset",
+    prompt, model, params, generate = widgets.generation_form(
+        studio, JobKind.VIDEO, placeholder="Slow waves rolling onto a beach at sunset", icon=":material/movie:"
     )
-    names = [m.name for m in models]
-    model = st.selectbox("Model", names, key="video-model", format_func=lambda n: studio.catalog.get(n).label)
-    params = widgets.param_inputs(studio.catalog.get(model), "video")
-    if st.button("Generate", type="primary", key="video-generate", icon=":material/movie:"):
+    if generate:
         st.session_state.pop("video-error", None)
         try:
             job = jobs.submit_video(studio, prompt, model=model, params=params, owner=services.current_owner())

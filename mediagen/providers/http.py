@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from ..config import Settings
 from ..errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,34 @@ class ProviderHttp:
         # Pacing: after a rate limit, every call to this provider waits until the window passes.
         self._quiet_until = 0.0
         self._pace_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        label: str,
+        key_env: str,
+        base_url: str,
+        api_key: SecretStr | None,
+        read_error: ErrorReader,
+        transport: httpx.BaseTransport | None = None,
+        min_timeout_s: float = 0.0,
+    ) -> ProviderHttp:
+        """A client with the shared timeout and retry settings; ``min_timeout_s`` for APIs that
+        hold a request open on purpose."""
+        if api_key is None:
+            raise ValueError(f"{label} needs {key_env}")
+        return cls(
+            label=label,
+            key_env=key_env,
+            base_url=base_url,
+            api_key=api_key.get_secret_value(),
+            read_error=read_error,
+            timeout_s=max(settings.provider_timeout_s, min_timeout_s),
+            max_retries=settings.provider_max_retries,
+            transport=transport,
+        )
 
     @property
     def auth_headers(self) -> dict[str, str]:

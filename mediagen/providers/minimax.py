@@ -131,15 +131,13 @@ def read_error(response: httpx.Response) -> ErrorDetail:
 
 class MiniMaxProvider:
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        assert settings.minimax_api_key is not None
-        self.http = ProviderHttp(
+        self.http = ProviderHttp.from_settings(
+            settings,
             label="MiniMax",
             key_env="MINIMAX_API_KEY",
             base_url=settings.minimax_base_url,
-            api_key=settings.minimax_api_key.get_secret_value(),
+            api_key=settings.minimax_api_key,
             read_error=read_error,
-            timeout_s=settings.provider_timeout_s,
-            max_retries=settings.provider_max_retries,
             transport=transport,
         )
 

@@ -187,15 +187,13 @@ def poll_after_s(response: httpx.Response) -> float | None:
 
 class OpenAIProvider:
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        assert settings.openai_api_key is not None
-        self.http = ProviderHttp(
+        self.http = ProviderHttp.from_settings(
+            settings,
             label="OpenAI",
             key_env="OPENAI_API_KEY",
             base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key.get_secret_value(),
+            api_key=settings.openai_api_key,
             read_error=read_error,
-            timeout_s=settings.provider_timeout_s,
-            max_retries=settings.provider_max_retries,
             transport=transport,
         )
 

@@ -105,17 +105,16 @@ def read_error(response: httpx.Response) -> ErrorDetail:
 
 class ReplicateProvider:
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        assert settings.replicate_api_token is not None
         self.settings = settings
-        self.http = ProviderHttp(
+        self.http = ProviderHttp.from_settings(
+            settings,
             label="Replicate",
             key_env="REPLICATE_API_TOKEN",
             base_url=settings.replicate_base_url,
-            api_key=settings.replicate_api_token.get_secret_value(),
+            api_key=settings.replicate_api_token,
             read_error=read_error,
-            timeout_s=max(settings.provider_timeout_s, PREFER_WAIT_S + 10),
-            max_retries=settings.provider_max_retries,
             transport=transport,
+            min_timeout_s=PREFER_WAIT_S + 10,  # Prefer: wait holds the request open
         )
 
     def _create(self, model: ModelSpec, prompt: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:

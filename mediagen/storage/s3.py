@@ -8,8 +8,9 @@ manager, and a lifecycle rule cleans up any that a crash leaves behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import quote
@@ -36,6 +37,15 @@ class StorageError(MediagenError):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def _failures_named(action: str) -> Iterator[None]:
+    """S3's refusal as our error, named by what we were doing (the SDK's text names neither)."""
+    try:
+        yield
+    except ClientError as exc:
+        raise StorageError(f"{action} failed: {_code(exc)}") from None
 
 
 class S3Storage:
@@ -83,30 +93,16 @@ class S3Storage:
         }
 
     def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
-        try:
-            self.client.upload_fileobj(
-                data,
-                self.bucket,
-                self._full(key),
-                ExtraArgs=self._extra_args(content_type, metadata),
-                Config=self.transfer,
-            )
-        except ClientError as exc:
-            raise StorageError(f"S3 upload of {key} failed: {_code(exc)}") from None
+        with _failures_named(f"S3 upload of {key}"):
+            extra = self._extra_args(content_type, metadata)
+            self.client.upload_fileobj(data, self.bucket, self._full(key), ExtraArgs=extra, Config=self.transfer)
 
     def put_file(self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         # Given a file name, the transfer manager reads each part from disk as it is sent; given a
         # file object it buffers parts in memory (bench/ingest_memory.py measures the difference).
-        try:
-            self.client.upload_file(
-                str(path),
-                self.bucket,
-                self._full(key),
-                ExtraArgs=self._extra_args(content_type, metadata),
-                Config=self.transfer,
-            )
-        except ClientError as exc:
-            raise StorageError(f"S3 upload of {key} failed: {_code(exc)}") from None
+        with _failures_named(f"S3 upload of {key}"):
+            extra = self._extra_args(content_type, metadata)
+            self.client.upload_file(str(path), self.bucket, self._full(key), ExtraArgs=extra, Config=self.transfer)
 
     def open(self, key: str) -> BinaryIO:
         try:

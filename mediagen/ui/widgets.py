@@ -16,7 +16,8 @@ import streamlit as st
 from mediagen.catalog import Choice, IntRange, ModelSpec, Param, Size
 from mediagen.errors import InvalidInput, MediagenError
 from mediagen.models import Job, utcnow
-from mediagen.states import JobStatus
+from mediagen.states import JobKind, JobStatus
+from mediagen.studio import Studio
 
 # label, badge colour, icon: every status has its own look.
 STATUS_LOOK: dict[str, tuple[str, str, str]] = {
@@ -61,6 +62,25 @@ def elapsed(job: Job, now: datetime | None = None) -> str:
     seconds = max(0, int((end - job.created_at).total_seconds()))
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def generation_form(
+    studio: Studio, kind: JobKind, placeholder: str, icon: str
+) -> tuple[str, str, dict[str, Any], bool]:
+    """Prompt, model and that model's options; returns them and whether Generate was clicked."""
+    prefix = kind.value
+    prompt = st.text_area(
+        "Prompt",
+        key=f"{prefix}-prompt",
+        height=140,
+        max_chars=studio.settings.max_prompt_chars,
+        placeholder=placeholder,
+    )
+    names = [m.name for m in studio.catalog.models(kind)]
+    model = st.selectbox("Model", names, key=f"{prefix}-model", format_func=lambda n: studio.catalog.get(n).label)
+    params = param_inputs(studio.catalog.get(model), prefix)
+    clicked = st.button("Generate", type="primary", key=f"{prefix}-generate", icon=icon)
+    return prompt, model, params, clicked
 
 
 def param_inputs(spec: ModelSpec, prefix: str) -> dict[str, Any]:
