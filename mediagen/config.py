@@ -13,7 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIAGEN_", env_file=".env", extra="ignore", populate_by_name=True)
+    # Inputs stay out of error messages: a mistyped secret must not be printed back.
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGEN_", env_file=".env", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         Path("./data"),
@@ -144,6 +147,48 @@ class Settings(BaseSettings):
     provider_max_retries: int = Field(
         2, ge=0, le=6, description="Retries of a failed provider call (rate limits, 5xx, network)."
     )
+
+    # Outbound calls and webhooks.
+    outbound_allow: list[str] = Field(
+        [],
+        description="Hosts or CIDRs that outbound fetches and webhooks may reach although not public "
+        "(JSON list; for local fakes and tests). Everything else must resolve to a public address.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Standard Webhooks signing secret (whsec_ + base64); jobs may carry a webhook URL only "
+        "when it is set.",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="How long one webhook delivery may take.")
+    webhook_retry_window_s: int = Field(
+        24 * 3600,
+        ge=60,
+        description="How long a failing webhook keeps being retried (exponential backoff with jitter).",
+    )
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _hosts_or_cidrs(cls, value: list[str]) -> list[str]:
+        from .netguard import parse_allow  # netguard imports nothing of ours but errors
+
+        parse_allow(value)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        import base64
+        import binascii
+
+        raw = value.get_secret_value().removeprefix("whsec_")
+        try:
+            if len(base64.b64decode(raw, validate=True)) < 24:
+                raise ValueError("MEDIAGEN_WEBHOOK_SECRET must hold at least 24 random bytes")
+        except binascii.Error:
+            raise ValueError("MEDIAGEN_WEBHOOK_SECRET must be whsec_ followed by base64") from None
+        return value
 
     @field_validator("replicate_image_models", "replicate_video_models")
     @classmethod

@@ -18,7 +18,7 @@ import io
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -28,6 +28,7 @@ from PIL import Image
 
 from .errors import IngestError, MediagenError, ProviderError
 from .media import inspect, thumbnail
+from .netguard import OutboundGuard, RefusedURL, guarded_stream
 from .providers.base import MediaSource
 from .states import JobKind
 from .storage.base import Storage
@@ -43,6 +44,7 @@ class Limits:
     max_bytes: int
     deadline_s: float
     spool_dir: Path | None = None  # where downloads land before upload; None = the system temp dir
+    guard: OutboundGuard = field(default_factory=OutboundGuard)  # where URL sources may lead
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,6 @@ def ingest_outputs(
     job_id: str,
     created_at: datetime,
     limits: Limits,
-    http: httpx.Client | None = None,
 ) -> list[StoredMedia]:
     if not sources:
         raise IngestError("the provider reported success but returned no media")
@@ -82,7 +83,7 @@ def ingest_outputs(
     try:
         results = []
         for index, source in enumerate(sources):
-            results.append(_ingest_one(storage, source, kind, job_id, created_at, index, limits, http, written))
+            results.append(_ingest_one(storage, source, kind, job_id, created_at, index, limits, written))
         return results
     except BaseException:
         delete_keys(storage, written)
@@ -104,18 +105,17 @@ def _ingest_one(
     created_at: datetime,
     index: int,
     limits: Limits,
-    http: httpx.Client | None,
     written: list[str],
 ) -> StoredMedia:
     if limits.spool_dir is not None:
         limits.spool_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".part", dir=limits.spool_dir) as spool:
-        digest, size, deadline = _download(source, http, spool, index, limits)
+        digest, size, deadline = _download(source, spool, index, limits)
         spool.flush()
         info = inspect(spool, kind)  # type: ignore[arg-type]  # a binary temp file
         key = media_key(kind, created_at, job_id, index, info.extension)
         thumb_key = thumbnail_key(key)
-        thumb = _provider_poster(source.poster, http, deadline) or info.thumbnail_webp
+        thumb = _provider_poster(source.poster, limits.guard, deadline) or info.thumbnail_webp
         written.append(key)
         metadata = {"mediagen-job": job_id, "sha256": digest}  # never the prompt: it is not ASCII-safe
         storage.put_file(key, Path(spool.name), info.content_type, metadata)
@@ -134,15 +134,13 @@ def _ingest_one(
         )
 
 
-def _download(
-    source: MediaSource, http: httpx.Client | None, spool: IO[bytes], index: int, limits: Limits
-) -> tuple[str, int, float]:
+def _download(source: MediaSource, spool: IO[bytes], index: int, limits: Limits) -> tuple[str, int, float]:
     """Copy ``source`` into ``spool`` chunk by chunk, hashing and enforcing the size limit and the
     deadline; return the sha256, the size and the deadline."""
     digest = hashlib.sha256()
     size = 0
     deadline = time.monotonic() + limits.deadline_s
-    for chunk in _chunks(source, http):
+    for chunk in _chunks(source, limits.guard):
         size += len(chunk)
         if size > limits.max_bytes:
             raise IngestError(
@@ -157,13 +155,13 @@ def _download(
     return digest.hexdigest(), size, deadline
 
 
-def _provider_poster(poster: MediaSource | None, http: httpx.Client | None, deadline: float) -> bytes | None:
+def _provider_poster(poster: MediaSource | None, guard: OutboundGuard, deadline: float) -> bytes | None:
     """The provider's own still as a WebP thumbnail; None (use our decoded frame) if it fails."""
     if poster is None:
         return None
     try:
         data = bytearray()
-        for chunk in _chunks(poster, http):
+        for chunk in _chunks(poster, guard):
             data += chunk
             if len(data) > POSTER_MAX_BYTES or time.monotonic() > deadline:
                 return None
@@ -174,7 +172,7 @@ def _provider_poster(poster: MediaSource | None, http: httpx.Client | None, dead
         return None
 
 
-def _chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[bytes]:
+def _chunks(source: MediaSource, guard: OutboundGuard) -> Iterator[bytes]:
     if source.data is not None:
         view = memoryview(source.data)
         for start in range(0, len(view), CHUNK):
@@ -186,7 +184,7 @@ def _chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[bytes]:
             while chunk := handle.read(CHUNK):
                 yield chunk
     elif source.url is not None:
-        yield from _url_chunks(source, http)
+        yield from _url_chunks(source, guard)
 
 
 def _b64_chunks(text: str) -> Iterator[bytes]:
@@ -200,11 +198,13 @@ def _b64_chunks(text: str) -> Iterator[bytes]:
             raise IngestError("output is not valid base64") from None
 
 
-def _url_chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[bytes]:
+def _url_chunks(source: MediaSource, guard: OutboundGuard) -> Iterator[bytes]:
     assert source.url is not None
-    client = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
     try:
-        with client.stream("GET", source.url, headers=dict(source.headers)) as response:
+        with (
+            httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0)) as client,
+            guarded_stream(client, "GET", source.url, guard, headers=dict(source.headers)) as response,
+        ):
             if response.status_code >= 400:
                 transient = response.status_code in (408, 429) or response.status_code >= 500
                 raise ProviderError(
@@ -212,13 +212,17 @@ def _url_chunks(source: MediaSource, http: httpx.Client | None) -> Iterator[byte
                     code="download_failed",
                     retryable=transient,
                 )
+            if 300 <= response.status_code < 400:
+                raise ProviderError(
+                    f"downloading {source.describe()} ended at a redirect (HTTP {response.status_code})",
+                    code="download_failed",
+                )
             yield from response.iter_bytes(CHUNK)  # the caller enforces size and deadline
+    except RefusedURL as exc:
+        raise ProviderError(f"download refused: {exc}", code="url_refused") from None
     except httpx.HTTPError as exc:
         raise ProviderError(
             f"downloading {source.describe()} failed: {type(exc).__name__}",
             code="download_failed",
             retryable=True,
         ) from None
-    finally:
-        if http is None:
-            client.close()

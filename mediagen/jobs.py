@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from .catalog import ModelSpec, validate_params, validate_prompt
 from .errors import IngestError, InvalidInput, MediagenError, NotFound, ProviderError
-from .ingest import Limits, ingest_outputs
+from .ingest import ingest_outputs
 from .lifecycle import finish, record
 from .models import Job, JobEvent, utcnow
 from .states import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
@@ -93,9 +93,7 @@ def _run_image(studio: Studio, job: Job, request: Request) -> Job:
             kind=JobKind.IMAGE,
             job_id=job.id,
             created_at=job.created_at,
-            limits=Limits(
-                studio.settings.max_media_bytes, studio.settings.download_timeout_s, studio.settings.spool_dir
-            ),
+            limits=studio.download_limits,
         )
         finish(
             studio.db,

@@ -23,7 +23,7 @@ from sqlalchemy import and_, or_, select
 
 from .catalog import ModelSpec
 from .errors import IngestError, MediagenError, ProviderError
-from .ingest import Limits, ingest_outputs
+from .ingest import ingest_outputs
 from .lifecycle import fenced, finish, record
 from .models import Job, JobEvent, utcnow
 from .providers.base import PollResult, TaskState
@@ -205,9 +205,7 @@ def _apply(studio: Studio, claim: Claim, spec: ModelSpec, result: PollResult) ->
             kind=claim.kind,
             job_id=claim.job_id,
             created_at=claim.created_at,
-            limits=Limits(
-                studio.settings.max_media_bytes, studio.settings.download_timeout_s, studio.settings.spool_dir
-            ),
+            limits=studio.download_limits,
         )
     except ProviderError as exc:
         return _after_provider_error(studio, claim, exc)

@@ -12,6 +12,8 @@ from .catalog import Catalog, ModelSpec
 from .config import Settings
 from .db import Database
 from .errors import InvalidInput
+from .ingest import Limits
+from .netguard import OutboundGuard
 from .providers import PROVIDERS, configured_catalog
 from .states import JobKind
 from .storage import make_storage
@@ -24,6 +26,11 @@ class Studio:
         self.db = db or Database(settings.resolved_database_url)
         self.storage = storage or make_storage(settings)
         self.catalog: Catalog = configured_catalog(settings)
+        self.guard = OutboundGuard.from_entries(settings.outbound_allow)
+        # What one copy out of a provider may do: how many bytes, for how long, and where.
+        self.download_limits = Limits(
+            settings.max_media_bytes, settings.download_timeout_s, settings.spool_dir, guard=self.guard
+        )
         self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
 

@@ -35,6 +35,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         public_base_url="http://127.0.0.1:9/cdn",
         poll_interval_s=0.05,
+        outbound_allow=["127.0.0.1/32"],  # the loopback fakes stand in for public hosts
     )
 
 

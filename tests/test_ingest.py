@@ -21,13 +21,15 @@ from PIL import Image
 from mediagen.errors import IngestError, ProviderError
 from mediagen.ingest import Limits, StoredMedia, ingest_outputs
 from mediagen.media import THUMBNAIL_SIDE
+from mediagen.netguard import OutboundGuard
 from mediagen.providers.base import MediaSource
 from mediagen.providers.local_art import render_png
 from mediagen.states import JobKind
 from mediagen.storage.local import LocalStorage
 
 CREATED = datetime(2026, 3, 7, 23, 15, tzinfo=UTC)
-LIMITS = Limits(max_bytes=20 * 1024 * 1024, deadline_s=30)
+# The loopback servers these tests fetch from are allowed, as MEDIAGEN_OUTBOUND_ALLOW would.
+LIMITS = Limits(max_bytes=20 * 1024 * 1024, deadline_s=30, guard=OutboundGuard.from_entries(["127.0.0.1/32"]))
 JOB = "job42"
 # Big enough that the thumbnail has to be scaled down, small enough to render in a blink.
 PNG = render_png("ingest picture", 7, 768, 512)

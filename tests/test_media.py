@@ -17,6 +17,7 @@ from PIL import Image
 
 from mediagen.errors import IngestError
 from mediagen.ingest import Limits, ingest_outputs
+from mediagen.netguard import OutboundGuard
 from mediagen.providers.base import MediaSource, TaskState
 from mediagen.providers.local import MODELS, LocalProvider, encode_mp4
 from mediagen.providers.local_art import render_png
@@ -24,7 +25,8 @@ from mediagen.states import JobKind
 from mediagen.storage.local import LocalStorage
 
 CREATED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-LIMITS = Limits(max_bytes=50 * 1024 * 1024, deadline_s=30)
+# The loopback servers these tests fetch from are allowed, as MEDIAGEN_OUTBOUND_ALLOW would.
+LIMITS = Limits(max_bytes=50 * 1024 * 1024, deadline_s=30, guard=OutboundGuard.from_entries(["127.0.0.1/32"]))
 
 
 def _pixels(png: bytes) -> np.ndarray:

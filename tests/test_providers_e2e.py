@@ -43,6 +43,7 @@ def _env(fake: FakeProviders) -> dict[str, str]:
         "REPLICATE_BASE_URL": fake.replicate_base,
         "MEDIAGEN_REPLICATE_IMAGE_MODELS": '["fake/image-model"]',
         "MEDIAGEN_REPLICATE_VIDEO_MODELS": '["fake/video-model"]',
+        "MEDIAGEN_OUTBOUND_ALLOW": '["127.0.0.1/32"]',  # the fake stands in for public hosts
     }
 
 
