@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
     video.add_argument("--seed", type=int, help="same prompt and seed give the same result")
     video.add_argument("--wait", action="store_true", help="run the poller here until the job ends")
+    video.add_argument("--webhook-url", help="POST the job's final state here, signed (Standard Webhooks)")
 
     listing = sub.add_parser("jobs", help="list jobs, newest first")
     listing.add_argument("--status", choices=[s.value for s in JobStatus])
@@ -119,7 +120,7 @@ def _image(studio: Studio, args: argparse.Namespace) -> int:
 
 def _video(studio: Studio, args: argparse.Namespace) -> int:
     params = {"duration": args.duration, "size": args.size, "seed": args.seed}
-    job = jobs.submit_video(studio, args.prompt, model=args.model, params=params)
+    job = jobs.submit_video(studio, args.prompt, model=args.model, params=params, webhook_url=args.webhook_url)
     if args.wait:
         job = _wait(studio, job.id)
     return _finished(studio, job)

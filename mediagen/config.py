@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         gt=0,
         description="A video job still unfinished after this long is marked timed out.",
     )
+    model_deadlines_s: dict[str, int] = Field(
+        {},
+        description='Per-model deadlines overriding the per-kind ones, as JSON: {"sora-2": 3600}.',
+    )
     lease_s: int = Field(
         600,
         gt=0,
@@ -166,6 +170,10 @@ class Settings(BaseSettings):
         description="How long a failing webhook keeps being retried (exponential backoff with jitter).",
     )
 
+    webhook_retry_base_s: float = Field(
+        5.0, gt=0, description="First webhook retry delay; each later one doubles, up to an hour."
+    )
+
     @field_validator("outbound_allow")
     @classmethod
     def _hosts_or_cidrs(cls, value: list[str]) -> list[str]:
@@ -254,5 +262,7 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mediagen.db').resolve()}"
 
-    def deadline_for(self, kind: str) -> int:
+    def deadline_for(self, kind: str, model: str | None = None) -> int:
+        if model and model in self.model_deadlines_s:
+            return self.model_deadlines_s[model]
         return self.image_deadline_s if kind == "image" else self.video_deadline_s

@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from .browse import JobFilters
-from .models import Job, JobEvent
+from .models import Job, JobEvent, WebhookAttempt, WebhookDelivery
 from .studio import Studio
 
 # Frame column -> the job attribute it comes from; duration_s is computed.
@@ -63,6 +63,33 @@ def events_frame(studio: Studio, job_id: str) -> pd.DataFrame:
         rows = session.execute(query.order_by(JobEvent.id)).all()
     frame = pd.DataFrame(rows, columns=["at", "status", "progress", "message"])
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame
+
+
+def webhook_attempts_frame(studio: Studio, job_id: str) -> pd.DataFrame:
+    """Every delivery attempt of the job's webhooks, oldest first: one row per POST we made, plus
+    a row for a delivery not yet attempted."""
+    query = (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.event,
+            WebhookDelivery.status,
+            WebhookAttempt.at,
+            WebhookAttempt.status_code,
+            WebhookAttempt.error,
+            WebhookAttempt.duration_ms,
+            WebhookDelivery.next_attempt_at,
+        )
+        .outerjoin(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
+        .where(WebhookDelivery.job_id == job_id)
+        .order_by(WebhookDelivery.created_at, WebhookAttempt.id)
+    )
+    with studio.db.read() as session:
+        rows = session.execute(query).all()
+    columns = ["webhook_id", "event", "delivery", "attempted", "http_status", "error", "ms", "next_attempt"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("attempted", "next_attempt"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
 

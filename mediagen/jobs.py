@@ -21,6 +21,7 @@ from .lifecycle import finish, record
 from .models import Job, JobEvent, utcnow
 from .states import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from .studio import Studio
+from .webhooks import check_webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +34,22 @@ class Request:
     model: ModelSpec
     prompt: str
     params: dict[str, Any]
+    webhook_url: str | None = None
 
 
-def validate(studio: Studio, kind: JobKind, prompt: Any, model: str | None, params: dict[str, Any] | None) -> Request:
+def validate(
+    studio: Studio,
+    kind: JobKind,
+    prompt: Any,
+    model: str | None,
+    params: dict[str, Any] | None,
+    webhook_url: str | None = None,
+) -> Request:
     spec = studio.model(model, kind)
     limit = min(spec.max_prompt_chars or studio.settings.max_prompt_chars, studio.settings.max_prompt_chars)
     text = validate_prompt(prompt, limit)
     cleaned = validate_params(spec, {k: v for k, v in (params or {}).items() if v is not None})
-    return Request(kind, spec, text, cleaned)
+    return Request(kind, spec, text, cleaned, check_webhook_url(studio, webhook_url))
 
 
 def _create(studio: Studio, request: Request, owner: str, retried_from: str | None = None) -> Job:
@@ -55,8 +64,9 @@ def _create(studio: Studio, request: Request, owner: str, retried_from: str | No
             params=request.params,
             owner=owner,
             retried_from=retried_from,
+            webhook_url=request.webhook_url,
             created_at=now,
-            deadline_at=now + timedelta(seconds=studio.settings.deadline_for(request.kind)),
+            deadline_at=now + timedelta(seconds=studio.settings.deadline_for(request.kind, request.model.name)),
             next_poll_at=now if request.kind is JobKind.VIDEO else None,
         )
         session.add(job)
@@ -137,9 +147,11 @@ def submit_video(
     model: str | None = None,
     params: dict[str, Any] | None = None,
     owner: str = "local",
+    webhook_url: str | None = None,
 ) -> Job:
-    """Queue a video job and return at once; the poller submits it and follows it to the end."""
-    request = validate(studio, JobKind.VIDEO, prompt, model, params)
+    """Queue a video job and return at once; the poller submits it and follows it to the end.
+    With ``webhook_url``, the job's final state is POSTed there, signed."""
+    request = validate(studio, JobKind.VIDEO, prompt, model, params, webhook_url)
     return get_job(studio, _create(studio, request, owner).id)
 
 
@@ -181,7 +193,7 @@ def retry_job(studio: Studio, job_id: str, *, owner: str | None = None) -> Job:
     old = get_job(studio, job_id)
     if JobStatus(old.status) not in RETRYABLE_STATUSES:
         raise InvalidInput("id", f"job {job_id} is {old.status}", "failed, canceled or timed_out jobs")
-    request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params)
+    request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params, old.webhook_url)
     job = _create(studio, request, owner or old.owner, retried_from=old.id)
     if request.kind is JobKind.IMAGE:
         return _run_image(studio, job, request)
@@ -191,7 +203,9 @@ def retry_job(studio: Studio, job_id: str, *, owner: str | None = None) -> Job:
 def get_job(studio: Studio, job_id: str) -> Job:
     with studio.db.read() as session:
         job = session.scalars(
-            select(Job).where(Job.id == job_id).options(selectinload(Job.assets), selectinload(Job.events))
+            select(Job)
+            .where(Job.id == job_id)
+            .options(selectinload(Job.assets), selectinload(Job.events), selectinload(Job.webhooks))
         ).one_or_none()
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
@@ -263,6 +277,21 @@ def job_to_dict(studio: Studio, job: Job, *, events: bool = False) -> dict[str, 
             for asset in job.assets
         ],
     }
+    if job.webhook_url:
+        data["webhook_url"] = job.webhook_url.split("?", 1)[0]  # a query string may carry a token
+        data["webhooks"] = [
+            {
+                "id": d.id,
+                "event": d.event,
+                "status": d.status,
+                "attempts": d.attempts,
+                "last_status_code": d.last_status_code,
+                "last_error": d.last_error,
+                "next_attempt_at": _iso(d.next_attempt_at),
+                "delivered_at": _iso(d.delivered_at),
+            }
+            for d in job.webhooks
+        ]
     if events:
         data["events"] = [
             {"at": _iso(e.at), "status": e.status, "progress": e.progress, "message": e.message} for e in job.events

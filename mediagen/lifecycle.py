@@ -15,6 +15,7 @@ from .ingest import StoredMedia, delete_keys
 from .models import Asset, Job, JobEvent, utcnow
 from .states import JobStatus, check_transition
 from .storage.base import Storage
+from .webhooks import enqueue as enqueue_webhook
 
 
 def record(
@@ -40,6 +41,7 @@ def record(
     if status.is_final:
         job.finished_at = now
         job.lease_owner = job.lease_until = job.next_poll_at = None
+        enqueue_webhook(session, job, status, now)  # same transaction: no final state without its webhook
     session.add(JobEvent(job=job, at=now, status=status.value, progress=job.progress, message=message))
 
 

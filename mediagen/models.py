@@ -79,6 +79,7 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     retried_from: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     usage: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -90,6 +91,9 @@ class Job(Base):
     )
     events: Mapped[list[JobEvent]] = relationship(
         back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan"
+    )
+    webhooks: Mapped[list[WebhookDelivery]] = relationship(
+        back_populates="job", order_by="WebhookDelivery.created_at", cascade="all, delete-orphan"
     )
 
 
@@ -139,3 +143,47 @@ class WorkerHeartbeat(Base):
     last_outcome: Mapped[dict[str, Any] | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     stopped_at: Mapped[datetime | None]
+
+
+def new_webhook_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+class WebhookDelivery(Base):
+    """The outbox: written in the transaction that ends a job, delivered later by the scheduler.
+    Its id is the `webhook-id` header of every attempt, so receivers can drop repeats."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhooks_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_webhook_id)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed|gone
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="webhooks")
+    tries: Mapped[list[WebhookAttempt]] = relationship(
+        back_populates="delivery", order_by="WebhookAttempt.id", cascade="all, delete-orphan"
+    )
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+    delivery: Mapped[WebhookDelivery] = relationship(back_populates="tries")

@@ -1,5 +1,6 @@
-"""APScheduler wiring: run ``poller.tick`` every ``poll_interval_s`` in a background thread and
-record a heartbeat per tick, so the System page can tell a live poller from a dead one."""
+"""APScheduler wiring: run ``poller.tick`` and then the due webhook deliveries every
+``poll_interval_s`` in a background thread, and record a heartbeat per tick, so the System page
+can tell a live poller from a dead one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .models import WorkerHeartbeat, utcnow
 from .poller import default_worker_id, tick
 from .studio import Studio
+from .webhooks import deliver_due
 
 log = logging.getLogger(__name__)
 JOB_ID = "mediagen-poller"
@@ -27,6 +29,12 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
     except Exception as exc:
         log.exception("poller tick failed")
         error = f"{type(exc).__name__}: {exc}"
+    try:
+        # After the poll, so a job finished in this tick has its webhook sent in this tick.
+        outcomes.update({f"webhook_{k}": v for k, v in deliver_due(studio, worker_id).items()})
+    except Exception as exc:
+        log.exception("webhook delivery failed")
+        error = error or f"{type(exc).__name__}: {exc}"
     try:
         with studio.db.write() as session:
             beat = session.get(WorkerHeartbeat, worker_id) or WorkerHeartbeat(worker_id=worker_id, ticks=0)

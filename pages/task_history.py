@@ -63,5 +63,9 @@ if rows:
     job_id = frame.iloc[rows[0]]["id"]
     st.subheader(f"Timeline of job {job_id}")
     st.dataframe(history.events_frame(studio, job_id), hide_index=True, key="h-events")
+    deliveries = history.webhook_attempts_frame(studio, job_id)
+    if not deliveries.empty:
+        st.subheader("Webhook deliveries")
+        st.dataframe(deliveries, hide_index=True, key="h-webhooks")
 else:
     st.caption("Select a row to see its event timeline.")

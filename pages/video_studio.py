@@ -17,7 +17,10 @@ with form:
     if generate:
         st.session_state.pop("video-error", None)
         try:
-            job = jobs.submit_video(studio, prompt, model=model, params=params, owner=services.current_owner())
+            webhook = params.pop("webhook_url", None) or None
+            job = jobs.submit_video(
+                studio, prompt, model=model, params=params, owner=services.current_owner(), webhook_url=webhook
+            )
         except MediagenError as exc:
             st.session_state["video-error"] = exc
         else:

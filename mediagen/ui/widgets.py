@@ -79,6 +79,16 @@ def generation_form(
     names = [m.name for m in studio.catalog.models(kind)]
     model = st.selectbox("Model", names, key=f"{prefix}-model", format_func=lambda n: studio.catalog.get(n).label)
     params = param_inputs(studio.catalog.get(model), prefix)
+    if kind is JobKind.VIDEO:
+        params["webhook_url"] = st.text_input(
+            "Webhook URL (optional)",
+            key=f"{prefix}-webhook",
+            placeholder="https://example.com/hooks/mediagen",
+            disabled=studio.settings.webhook_secret is None,
+            help="The job's final state is POSTed here, signed per Standard Webhooks."
+            if studio.settings.webhook_secret
+            else "Webhooks are off: set MEDIAGEN_WEBHOOK_SECRET to turn them on.",
+        )
     clicked = st.button("Generate", type="primary", key=f"{prefix}-generate", icon=icon)
     return prompt, model, params, clicked
 
