@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from .db import masked_url
-from .models import Job, WorkerHeartbeat, utcnow
+from .models import Job, WebhookDelivery, WorkerHeartbeat, utcnow
 from .providers import PROVIDERS
 from .states import ACTIVE_STATUSES
 from .studio import Studio
@@ -74,6 +74,9 @@ class SystemReport:
     database: str = ""
     pollers: list[PollerStatus] = field(default_factory=list)
     active_jobs: dict[str, int] = field(default_factory=dict)
+    webhooks_enabled: bool = False
+    webhooks: dict[str, int] = field(default_factory=dict)  # deliveries by status
+    oldest_pending_webhook: datetime | None = None
 
 
 def stale_after(studio: Studio) -> timedelta:
@@ -103,6 +106,12 @@ def system_report(studio: Studio) -> SystemReport:
             .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]))
             .group_by(Job.status)
         ).all()
+        deliveries = session.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+        ).all()
+        report.oldest_pending_webhook = session.scalar(
+            select(func.min(WebhookDelivery.created_at)).where(WebhookDelivery.status == "pending")
+        )
     for beat in beats:
         stopped = beat.stopped_at is not None
         stale = not stopped and (beat.last_tick_at is None or now - beat.last_tick_at > limit)
@@ -110,4 +119,6 @@ def system_report(studio: Studio) -> SystemReport:
             PollerStatus(beat.worker_id, beat.last_tick_at, beat.ticks, beat.last_error, stale, stopped)
         )
     report.active_jobs = {s.value: 0 for s in ACTIVE_STATUSES} | {str(s): int(n) for s, n in counts}
+    report.webhooks_enabled = studio.settings.webhook_secret is not None
+    report.webhooks = {"pending": 0, "delivered": 0, "failed": 0, "gone": 0} | {str(s): int(n) for s, n in deliveries}
     return report

@@ -47,3 +47,12 @@ st.subheader("Active jobs")
 with st.container(horizontal=True):
     for status, count in report.active_jobs.items():
         st.metric(widgets.status_label(status), count)
+
+st.subheader("Webhooks")
+if not report.webhooks_enabled:
+    st.caption("Off: set MEDIAGEN_WEBHOOK_SECRET to let video jobs carry a webhook URL.")
+with st.container(horizontal=True):
+    for status, count in report.webhooks.items():
+        st.metric(f"Deliveries {status}", count)
+if report.oldest_pending_webhook is not None:
+    st.caption(f"Oldest waiting delivery since {report.oldest_pending_webhook:%Y-%m-%d %H:%M:%S} UTC")

@@ -173,3 +173,6 @@ def test_system_page_reports_and_self_checks(app, studio) -> None:
     assert any(s.startswith("write") for s in successes) and any(s.startswith("read back") for s in successes)
     # Nothing serves the test's public base URL, and the page says so rather than pretending.
     assert any("URL answers" in e for e in _errors(app))
+    assert any("set MEDIAGEN_WEBHOOK_SECRET" in c.value for c in app.caption)
+    webhook_metrics = {m.label: m.value for m in app.metric if m.label.startswith("Deliveries")}
+    assert webhook_metrics == {f"Deliveries {s}": "0" for s in ("pending", "delivered", "failed", "gone")}
