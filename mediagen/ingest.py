@@ -90,6 +90,19 @@ def ingest_outputs(
         raise
 
 
+def sweep_spool(spool_dir: Path, older_than_s: float) -> int:
+    """Remove spool files a killed process left behind; return how many. A live download's file
+    is younger than the lease that protects its job, so ``older_than_s`` is the lease."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for path in spool_dir.glob("ingest-*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def delete_keys(storage: Storage, keys: Sequence[str]) -> None:
     for key in keys:
         # Best effort: the caller reports the original failure, not the cleanup's.

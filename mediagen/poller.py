@@ -23,7 +23,7 @@ from sqlalchemy import and_, or_, select
 
 from .catalog import ModelSpec
 from .errors import IngestError, MediagenError, ProviderError
-from .ingest import ingest_outputs
+from .ingest import ingest_outputs, sweep_spool
 from .lifecycle import fenced, finish, record
 from .models import Job, JobEvent, utcnow
 from .providers.base import PollResult, TaskState
@@ -67,6 +67,9 @@ def tick(studio: Studio, *, worker_id: str | None = None, now: datetime | None =
     outcomes: Counter[str] = Counter()
     if not claims:
         return outcomes
+    # A claimed job may be one whose worker was killed mid-download; its spool file is ours to clear.
+    if swept := sweep_spool(studio.settings.spool_dir, studio.settings.lease_s):
+        outcomes["spool_files_removed"] += swept
     with ThreadPoolExecutor(max_workers=min(len(claims), studio.settings.poll_concurrency)) as pool:
         for outcome in pool.map(lambda claim: _advance_safely(studio, claim), claims):
             outcomes[outcome] += 1

@@ -22,6 +22,9 @@ def _engine():
 
 def run_migrations_online() -> None:
     with _engine().connect() as connection:
+        # Take the write lock up front (BEGIN IMMEDIATE on SQLite): processes starting together on
+        # a fresh data dir then queue for it instead of failing with "database is locked".
+        connection = connection.execution_options(write=True)
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,

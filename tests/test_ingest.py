@@ -335,3 +335,19 @@ def test_second_output_download_failing_removes_the_first(storage: LocalStorage,
     error = _refused(storage, first, second)
     assert isinstance(error, ProviderError)
     assert error.retryable is True
+
+
+def test_sweep_removes_only_spool_files_older_than_the_lease(tmp_path) -> None:
+    import os
+    import time
+
+    from mediagen.ingest import sweep_spool
+
+    old, fresh, other = tmp_path / "ingest-a.part", tmp_path / "ingest-b.part", tmp_path / "notes.txt"
+    for path in (old, fresh, other):
+        path.write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    os.utime(other, (an_hour_ago, an_hour_ago))
+    assert sweep_spool(tmp_path, older_than_s=600) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest-b.part", "notes.txt"]
