@@ -85,10 +85,11 @@ class Settings(BaseSettings):
         "Longer than a download may take, so a slow copy is not started twice.",
     )
     poll_concurrency: int = Field(
-        4,
+        32,
         ge=1,
-        le=64,
-        description="Jobs one tick polls at once; bounded so one tick cannot flood a provider.",
+        le=256,
+        description="Provider polls one worker has in flight at once; bounds threads and the load on a "
+        "provider while letting one sweep cover a thousand jobs in seconds.",
     )
     max_prompt_chars: int = Field(
         4000,

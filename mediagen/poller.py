@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ from .providers.base import PollResult, TaskState
 from .states import ACTIVE_STATUSES, JobKind, JobStatus
 from .studio import Studio
 
+CLAIM_BATCH_PER_THREAD = 4  # claims per thread per round: few transactions, leases not held long
+TICK_BUDGET_INTERVALS = 5
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300.0
@@ -61,19 +64,34 @@ class Claim:
 
 
 def tick(studio: Studio, *, worker_id: str | None = None, now: datetime | None = None) -> Counter[str]:
-    """Advance every due job once. Returns what happened, e.g. ``{"running": 2, "succeeded": 1}``."""
+    """Advance every due job once. Returns what happened, e.g. ``{"running": 2, "succeeded": 1}``.
+
+    Claims go in batches of ``CLAIM_BATCH_PER_THREAD x poll_concurrency`` and are polled
+    ``poll_concurrency`` at a time; the tick keeps claiming until nothing is due or its time
+    budget (``TICK_BUDGET_INTERVALS`` poll intervals) is spent, so one tick sweeps a large backlog
+    instead of nibbling at it every interval. With an explicit ``now`` (tests) it runs one batch.
+    """
     worker_id = worker_id or default_worker_id()
-    claims = claim_due(studio, worker_id, now or utcnow())
     outcomes: Counter[str] = Counter()
+    claims = claim_due(studio, worker_id, now or utcnow())
     if not claims:
         return outcomes
     # A claimed job may be one whose worker was killed mid-download; its spool file is ours to clear.
     if swept := sweep_spool(studio.settings.spool_dir, studio.settings.lease_s):
         outcomes["spool_files_removed"] += swept
-    with ThreadPoolExecutor(max_workers=min(len(claims), studio.settings.poll_concurrency)) as pool:
-        for outcome in pool.map(lambda claim: _advance_safely(studio, claim), claims):
-            outcomes[outcome] += 1
+    budget_ends = time.monotonic() + studio.settings.poll_interval_s * TICK_BUDGET_INTERVALS
+    with ThreadPoolExecutor(max_workers=studio.settings.poll_concurrency) as pool:
+        while claims:
+            for outcome in pool.map(lambda claim: _advance_safely(studio, claim), claims):
+                outcomes[outcome] += 1
+            if now is not None or len(claims) < _claim_batch(studio) or time.monotonic() > budget_ends:
+                break
+            claims = claim_due(studio, worker_id, utcnow())
     return outcomes
+
+
+def _claim_batch(studio: Studio) -> int:
+    return studio.settings.poll_concurrency * CLAIM_BATCH_PER_THREAD
 
 
 def claim_due(studio: Studio, worker_id: str, now: datetime) -> list[Claim]:
@@ -86,7 +104,7 @@ def claim_due(studio: Studio, worker_id: str, now: datetime) -> list[Claim]:
         select(Job)
         .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]), due, lease_free)
         .order_by(Job.next_poll_at)
-        .limit(studio.settings.poll_concurrency * 2)
+        .limit(_claim_batch(studio))
         .with_for_update(skip_locked=True)
     )
     claims = []

@@ -276,3 +276,19 @@ def test_a_stale_worker_never_deletes_the_winners_objects(scripted, small_mp4) -
     assert _advance(studio, stale) == "stale"
     done = jobs.get_job(studio, job.id)
     assert stored_files(studio) == sorted([done.assets[0].key, done.assets[0].thumbnail_key])
+
+
+def test_one_tick_sweeps_a_backlog_bigger_than_a_claim_batch(scripted, monkeypatch) -> None:
+    """With 2 threads a batch is 8 claims; 30 due jobs are still all submitted by one tick, each
+    exactly once, because the tick keeps claiming until nothing is due."""
+    studio, provider = scripted
+    studio.settings = studio.settings.model_copy(update={"poll_concurrency": 2, "poll_interval_s": 5.0})
+    provider.script.append(RUNNING_30)
+    queued = [_queue(studio).id for _ in range(30)]
+    outcomes = tick(studio)
+    assert sum(outcomes.values()) == 30
+    assert len(provider.submits) == 30
+    with studio.db.read() as session:
+        submitted = session.scalar(select(func.count()).select_from(Job).where(Job.provider_job_id.is_not(None)))
+    assert submitted == len(queued)
+    assert tick(studio) == {}  # nothing is due again before the poll interval
