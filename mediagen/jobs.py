@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from .catalog import ModelSpec, validate_params, validate_prompt
 from .errors import IngestError, InvalidInput, MediagenError, NotFound, ProviderError
 from .ingest import ingest_outputs
-from .lifecycle import finish, record
+from .lifecycle import clear_leftovers, finish, record
 from .models import Job, JobEvent, utcnow
 from .states import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from .studio import Studio
@@ -170,6 +170,8 @@ def cancel_job(studio: Studio, job_id: str) -> Job:
         job.error_code, job.error_message = "canceled", "canceled by the user"
         record(session, job, JobStatus.CANCELED, message="canceled by the user")
         provider_name, provider_job_id, model_name = job.provider, job.provider_job_id, job.model
+        kind, created_at = job.kind, job.created_at
+    clear_leftovers(studio.storage, kind, created_at, job_id)
     if provider_job_id:
         _cancel_at_provider(studio, job_id, provider_name, model_name, provider_job_id)
     return get_job(studio, job_id)

@@ -3,6 +3,7 @@ event, and — for anything a worker or a user does concurrently — fenced by `
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -11,11 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import Database
-from .ingest import StoredMedia, delete_keys
+from .ingest import StoredMedia, delete_keys, job_key_prefix
 from .models import Asset, Job, JobEvent, utcnow
 from .states import JobStatus, check_transition
 from .storage.base import Storage
 from .webhooks import enqueue as enqueue_webhook
+
+log = logging.getLogger(__name__)
 
 
 def record(
@@ -100,11 +103,24 @@ def finish(
                 # The provider ran the whole task between two polls.
                 record(session, job, JobStatus.RUNNING)
             record(session, job, status, message=message)
+            kind, created_at = job.kind, job.created_at
         cleanup = False
+        if status is not JobStatus.SUCCEEDED:
+            clear_leftovers(storage, kind, created_at, job_id)
         return True
     finally:
         if cleanup:
             delete_keys(storage, [k for m in stored for k in (m.key, m.thumbnail_key)])
+
+
+def clear_leftovers(storage: Storage, kind: str, created_at: datetime, job_id: str) -> None:
+    """A job that ended without a result owns no objects; any under its keys were left by a worker
+    that died between uploading and committing. Best effort: the job's outcome stands either way."""
+    try:
+        if removed := storage.delete_prefix(job_key_prefix(kind, created_at, job_id)):
+            log.info("job %s: removed %d object(s) a dead worker left behind", job_id, removed)
+    except Exception:
+        log.exception("job %s: could not clear leftover objects", job_id)
 
 
 def _nobody_else_owns_keys(session: Session, job_id: str) -> bool:

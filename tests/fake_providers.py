@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from mediagen.providers.local import encode_mp4
 from mediagen.providers.local_art import render_png
@@ -39,6 +40,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     truncate: bool = False  # media only: promise every byte, send half, then hang up
+    # Media only: send the body in this many pieces with ``chunk_delay_s`` before each piece
+    # after the first (a slow download a test can interrupt; ``Recorded.sent`` shows how far).
+    chunks: int = 1
+    chunk_delay_s: float = 0.0
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Recorded:
     json: Any | None
     form: dict[str, str] | None
     body: bytes
+    at: float = field(default_factory=time.time)  # when the request arrived (wall clock)
+    sent: int = 0  # bytes of a throttled response body handed to the server so far
 
 
 @cache
@@ -93,6 +100,9 @@ class FakeProviders:
         self.replicate_steps = ["starting", "processing", "succeeded"]
         self.replicate_video_models = {"fake/video-model"}  # besides any model whose name says "video"
         self.requests: list[Recorded] = []
+        # A delay before every answer on a route (seconds), for replies no script covers: a
+        # provider that is slow across the board rather than once.
+        self.route_delay_s: dict[str, float] = {}
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._tasks: dict[str, dict[str, Any]] = {}  # task id -> what was asked, and poll count
         self._media_links: dict[str, tuple[str, float]] = {}  # token -> (kind, issued at)
@@ -106,7 +116,7 @@ class FakeProviders:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self._app(), log_level="warning", lifespan="off")
+        config = uvicorn.Config(self._app(), log_level="warning", lifespan="off", http=_NoDelayH11)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
@@ -184,8 +194,9 @@ class FakeProviders:
             recorded = await self._record(route, request)
             with self._lock:
                 scripted = self._scripts[route].popleft() if self._scripts[route] else None
-            if scripted and scripted.delay_s:
-                await asyncio.sleep(scripted.delay_s)
+            delay = scripted.delay_s if scripted else self.route_delay_s.get(route, 0.0)
+            if delay:
+                await asyncio.sleep(delay)
             # Keys are read at request time so a test can change what the fake accepts.
             if key_attr and request.headers.get("authorization") != f"Bearer {getattr(self, key_attr)}":
                 return self._unauthorized(route)
@@ -197,6 +208,8 @@ class FakeProviders:
             response: Response = await asyncio.to_thread(handler, recorded, scripted or Reply())
             if scripted:
                 response.headers.update(scripted.headers)
+                if scripted.chunk_delay_s and response.status_code == 200:
+                    response = _Throttled(response, recorded, scripted.chunks, scripted.chunk_delay_s)
             return response
 
         return endpoint
@@ -457,6 +470,18 @@ class FakeProviders:
         return Response(data, media_type=media_type)
 
 
+class _NoDelayH11(H11Protocol):
+    """uvicorn's h11 protocol with Nagle off on each connection. Without it every answer (headers
+    and body go out as two writes) waits ~40 ms for the client's delayed ACK, which real provider
+    front ends do not add and which would swamp latency measurements against the fake."""
+
+    def connection_made(self, transport: Any) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 class _Truncated(Response):
     """Declares the full length, sends half, then ends the connection: a broken download."""
 
@@ -468,3 +493,27 @@ class _Truncated(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self._half, "more_body": True})
         raise ConnectionAbortedError("fake provider hung up mid-download")
+
+
+class _Throttled(Response):
+    """Sends another response's body in pieces with a pause before each piece after the first,
+    counting what went out in ``recorded.sent``: a slow download a test can interrupt."""
+
+    def __init__(self, inner: Response, recorded: Recorded, chunks: int, delay_s: float) -> None:
+        self.status_code = inner.status_code
+        self.body = bytes(inner.body)
+        self.raw_headers = inner.raw_headers  # Content-Length included: the client expects it all
+        self.background = None
+        self._recorded = recorded
+        self._size = max(1, -(-len(self.body) // max(1, chunks)))
+        self._delay_s = delay_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        for start in range(0, len(self.body), self._size):
+            if start:
+                await asyncio.sleep(self._delay_s)
+            piece = self.body[start : start + self._size]
+            self._recorded.sent += len(piece)
+            more = start + self._size < len(self.body)
+            await send({"type": "http.response.body", "body": piece, "more_body": more})

@@ -360,3 +360,14 @@ def test_prepare_explains_what_it_could_not_do(s3_settings) -> None:
     assert "s3:PutBucketCORS" in cors and "allow GET/HEAD from * by hand" in cors
     assert lifecycle.startswith("could not set the lifecycle rule on no-such-bucket-here (NoSuchBucket)")
     assert "s3:PutLifecycleConfiguration" in lifecycle
+
+
+def test_delete_prefix_removes_one_jobs_objects_only(backend_settings) -> None:
+    storage = make_storage(backend_settings)
+    keys = ["video/2026/11/24/j1-0.mp4", "video/2026/11/24/j1-0.thumb.webp", "video/2026/11/24/j1-1.mp4"]
+    kept = ["video/2026/11/24/j10-0.mp4", "video/2026/11/24/j2-0.mp4"]
+    for key in keys + kept:
+        storage.put(key, io.BytesIO(b"x"), "video/mp4")
+    assert storage.delete_prefix("video/2026/11/24/j1-") == 3
+    assert [k for k in keys + kept if storage.exists(k)] == kept
+    assert storage.delete_prefix("video/2026/11/24/j1-") == 0

@@ -27,6 +27,10 @@ class Storage(Protocol):
         """Remove ``key``; removing a missing key is not an error."""
         ...
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with ``prefix``; return how many."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def url(self, key: str) -> str:

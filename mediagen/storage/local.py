@@ -48,6 +48,15 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def delete_prefix(self, prefix: str) -> int:
+        folder, _, stem = prefix.rpartition("/")
+        removed = 0
+        for path in self._path(folder).glob(f"{stem}*") if folder else []:
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
