@@ -5,7 +5,7 @@ SQLite file; processes starting together on a fresh data dir.
 
 Every wait is a poll with a deadline on something observable (the fake provider's recorded
 requests, the database, the media folder, a worker's log); nothing sleeps blindly and calls it an
-assertion. Tests that demonstrate a bug say so in a ``BUG`` comment above the failing assertion.
+assertion. A test that demonstrates an open bug says so in a ``BUG`` comment and is a strict xfail.
 """
 
 from __future__ import annotations
@@ -392,8 +392,8 @@ def test_kill9_between_upload_and_commit_then_cancel_leaves_no_orphan_files(tmp_
 
             canceled = jobs.cancel_job(studio, job.id)
             assert canceled.status == JobStatus.CANCELED and asset_rows(studio, job.id) == []
-            # BUG: keys are deterministic per job, but nothing removes a dead worker's uploads when
-            # the job then ends without a result (cancel here; failed or timed_out likewise).
+            # Was a BUG: keys are deterministic per job, so ending without a result now clears what a
+            # dead worker uploaded under them (cancel here; failed and timed_out share the path).
             assert files_under(data_dir / "media") == [], "files of a canceled job, owned by no asset row"
         finally:
             studio.close()
@@ -497,6 +497,11 @@ def test_a_worker_frozen_past_its_lease_has_its_late_result_dropped(tmp_path: Pa
 
 
 # -- c2. one slow download and the other jobs ------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: a tick waits for its slowest download before the next tick starts, so one slow "
+    "copy pauses polling of that worker's other jobs (downloads need their own pool)",
+)
 def test_a_slow_download_does_not_stall_polling_of_other_jobs(tmp_path: Path) -> None:
     """While one job's result trickles in, the worker keeps polling its other jobs."""
     data_dir = tmp_path / "data"
