@@ -15,6 +15,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("webhook_url", sa.String(length=2048), nullable=True))
@@ -52,6 +53,7 @@ def upgrade() -> None:
         sa.Column("duration_ms", sa.Integer(), nullable=False),
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
+
 
 def downgrade() -> None:
     op.drop_table("webhook_attempts")
