@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         description="Provider polls one worker has in flight at once; bounds threads and the load on a "
         "provider while letting one sweep cover a thousand jobs in seconds.",
     )
+    download_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Finished results one worker copies into storage at once, beside its polling.",
+    )
     max_prompt_chars: int = Field(
         4000,
         ge=1,

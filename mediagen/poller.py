@@ -63,13 +63,19 @@ class Claim:
     transient_errors: int
 
 
-def tick(studio: Studio, *, worker_id: str | None = None, now: datetime | None = None) -> Counter[str]:
+def tick(
+    studio: Studio, *, worker_id: str | None = None, now: datetime | None = None, background_copies: bool = False
+) -> Counter[str]:
     """Advance every due job once. Returns what happened, e.g. ``{"running": 2, "succeeded": 1}``.
 
     Claims go in batches of ``CLAIM_BATCH_PER_THREAD x poll_concurrency`` and are polled
     ``poll_concurrency`` at a time; the tick keeps claiming until nothing is due or its time
     budget (``TICK_BUDGET_INTERVALS`` poll intervals) is spent, so one tick sweeps a large backlog
     instead of nibbling at it every interval. With an explicit ``now`` (tests) it runs one batch.
+
+    With ``background_copies`` (the scheduler), finished results are copied into storage in the
+    studio's download pool and the tick moves on; otherwise (CLI, tests) the tick copies them
+    itself and returns only when every claimed job has moved.
     """
     worker_id = worker_id or default_worker_id()
     outcomes: Counter[str] = Counter()
@@ -82,7 +88,7 @@ def tick(studio: Studio, *, worker_id: str | None = None, now: datetime | None =
     budget_ends = time.monotonic() + studio.settings.poll_interval_s * TICK_BUDGET_INTERVALS
     with ThreadPoolExecutor(max_workers=studio.settings.poll_concurrency) as pool:
         while claims:
-            for outcome in pool.map(lambda claim: _advance_safely(studio, claim), claims):
+            for outcome in pool.map(lambda claim: _advance_safely(studio, claim, background_copies), claims):
                 outcomes[outcome] += 1
             if now is not None or len(claims) < _claim_batch(studio) or time.monotonic() > budget_ends:
                 break
@@ -134,15 +140,15 @@ def claim_due(studio: Studio, worker_id: str, now: datetime) -> list[Claim]:
     return claims
 
 
-def _advance_safely(studio: Studio, claim: Claim) -> str:
+def _advance_safely(studio: Studio, claim: Claim, background_copies: bool = False) -> str:
     try:
-        return _advance(studio, claim)
+        return _advance(studio, claim, background_copies)
     except Exception as exc:  # one bad job must not stop the others, nor the scheduler
         log.exception("job %s: unexpected error while polling", claim.job_id)
         return _fail(studio, claim, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _advance(studio: Studio, claim: Claim) -> str:
+def _advance(studio: Studio, claim: Claim, background_copies: bool = False) -> str:
     now = utcnow()
     if claim.deadline_at is not None and now >= claim.deadline_at:
         return _time_out(studio, claim, now)
@@ -157,7 +163,7 @@ def _advance(studio: Studio, claim: Claim) -> str:
         result = studio.provider(claim.provider).poll(spec, claim.provider_job_id)
     except ProviderError as exc:
         return _after_provider_error(studio, claim, exc)
-    return _apply(studio, claim, spec, result)
+    return _apply(studio, claim, spec, result, background_copies)
 
 
 def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> str:
@@ -198,7 +204,7 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> str:
     return "submitted"
 
 
-def _apply(studio: Studio, claim: Claim, spec: ModelSpec, result: PollResult) -> str:
+def _apply(studio: Studio, claim: Claim, spec: ModelSpec, result: PollResult, background_copies: bool = False) -> str:
     if result.state in (TaskState.QUEUED, TaskState.RUNNING):
         return _progress(studio, claim, result)
     if result.state is TaskState.FAILED:
@@ -219,6 +225,24 @@ def _apply(studio: Studio, claim: Claim, spec: ModelSpec, result: PollResult) ->
             error_code="canceled",
         )
         return JobStatus.CANCELED.value
+    if background_copies:
+        studio.start_download(lambda: _store_safely(studio, claim, result))
+        return "copying"
+    return _store(studio, claim, result)
+
+
+def _store_safely(studio: Studio, claim: Claim, result: PollResult) -> str:
+    try:
+        outcome = _store(studio, claim, result)
+    except Exception as exc:  # a background copy has nobody above it to catch this
+        log.exception("job %s: unexpected error while copying the result", claim.job_id)
+        outcome = _fail(studio, claim, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
+    log.info("poller copy: %s", {outcome: 1})  # the tick that handed it over logged "copying"
+    return outcome
+
+
+def _store(studio: Studio, claim: Claim, result: PollResult) -> str:
+    """Copy a finished task's outputs into storage and end the job (fenced: a stale copy is dropped)."""
     try:
         stored = ingest_outputs(
             studio.storage,

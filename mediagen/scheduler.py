@@ -23,7 +23,7 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     error = None
     try:
-        outcomes = tick(studio, worker_id=worker_id)
+        outcomes = tick(studio, worker_id=worker_id, background_copies=True)
         if outcomes:
             log.info("poller tick: %s", dict(outcomes))
     except Exception as exc:

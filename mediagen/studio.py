@@ -6,6 +6,8 @@ The Streamlit lifespan, the CLI and the tests all build it with ``Studio.open``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from .catalog import Catalog, ModelSpec
@@ -33,6 +35,8 @@ class Studio:
         )
         self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._downloads: ThreadPoolExecutor | None = None
+        self._pending_downloads: set[Future[Any]] = set()
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Studio:
@@ -59,14 +63,42 @@ class Studio:
             raise InvalidInput("model", f"no {kind.value} model is configured", "set a provider's API key")
         return models[0]
 
+    def start_download(self, work: Callable[[], Any]) -> None:
+        """Run a result copy in the background pool, so a slow download never holds up the
+        polling of other jobs. The job stays leased meanwhile (the lease outlasts the download
+        timeout); if this process dies, the lease runs out and another worker copies it again."""
+        with self._lock:
+            if self._downloads is None:
+                self._downloads = ThreadPoolExecutor(
+                    max_workers=self.settings.download_concurrency, thread_name_prefix="mediagen-download"
+                )
+            future = self._downloads.submit(work)
+            self._pending_downloads.add(future)
+        future.add_done_callback(self._forget_download)
+
+    def _forget_download(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending_downloads.discard(future)
+
+    @property
+    def downloads_in_flight(self) -> int:
+        with self._lock:
+            return len(self._pending_downloads)
+
     def drain(self) -> None:
-        """Let in-process provider work (the local renderer) finish before the process exits."""
+        """Let in-process work (background copies, the local renderer) finish before the process
+        exits."""
+        with self._lock:
+            pending = list(self._pending_downloads)
+        wait(pending)
         for provider in list(self._providers.values()):
             drain = getattr(provider, "drain", None)
             if drain is not None:
                 drain()
 
     def close(self) -> None:
+        if self._downloads is not None:
+            self._downloads.shutdown(wait=True)
         for provider in self._providers.values():
             close = getattr(provider, "close", None)
             if close:
