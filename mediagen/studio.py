@@ -14,7 +14,7 @@ from .catalog import Catalog, ModelSpec
 from .config import Settings
 from .db import Database
 from .errors import InvalidInput
-from .ingest import Limits
+from .ingest import Limits, download_client
 from .netguard import OutboundGuard
 from .providers import PROVIDERS, configured_catalog
 from .states import JobKind
@@ -30,8 +30,13 @@ class Studio:
         self.catalog: Catalog = configured_catalog(settings)
         self.guard = OutboundGuard.from_entries(settings.outbound_allow)
         # What one copy out of a provider may do: how many bytes, for how long, and where.
+        self._download_client = download_client()
         self.download_limits = Limits(
-            settings.max_media_bytes, settings.download_timeout_s, settings.spool_dir, guard=self.guard
+            settings.max_media_bytes,
+            settings.download_timeout_s,
+            settings.spool_dir,
+            guard=self.guard,
+            client=self._download_client,
         )
         self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -99,6 +104,7 @@ class Studio:
     def close(self) -> None:
         if self._downloads is not None:
             self._downloads.shutdown(wait=True)
+        self._download_client.close()
         for provider in self._providers.values():
             close = getattr(provider, "close", None)
             if close:
