@@ -176,7 +176,6 @@ class Settings(BaseSettings):
         ge=60,
         description="How long a failing webhook keeps being retried (exponential backoff with jitter).",
     )
-
     webhook_retry_base_s: float = Field(
         5.0, gt=0, description="First webhook retry delay; each later one doubles, up to an hour."
     )

@@ -63,13 +63,13 @@ class StoredMedia:
     duration_s: float | None
 
 
-def media_key(kind: JobKind | str, created_at: datetime, job_id: str, index: int, ext: str) -> str:
-    return f"{JobKind(kind).value}/{created_at:%Y/%m/%d}/{job_id}-{index}.{ext}"
-
-
 def job_key_prefix(kind: JobKind | str, created_at: datetime, job_id: str) -> str:
     """What every object a job's ingest writes starts with (its media and their thumbnails)."""
-    return media_key(kind, created_at, job_id, 0, "x").rsplit("-", 1)[0] + "-"
+    return f"{JobKind(kind).value}/{created_at:%Y/%m/%d}/{job_id}-"
+
+
+def media_key(kind: JobKind | str, created_at: datetime, job_id: str, index: int, ext: str) -> str:
+    return f"{job_key_prefix(kind, created_at, job_id)}{index}.{ext}"
 
 
 def thumbnail_key(original_key: str) -> str:

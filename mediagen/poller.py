@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -141,10 +142,15 @@ def claim_due(studio: Studio, worker_id: str, now: datetime) -> list[Claim]:
 
 
 def _advance_safely(studio: Studio, claim: Claim, background_copies: bool = False) -> str:
+    return _failing_job_on_error(studio, claim, "polling", lambda: _advance(studio, claim, background_copies))
+
+
+def _failing_job_on_error(studio: Studio, claim: Claim, doing: str, work: Callable[[], str]) -> str:
+    """Run ``work``; an unexpected error fails this job only, never the others nor the scheduler."""
     try:
-        return _advance(studio, claim, background_copies)
-    except Exception as exc:  # one bad job must not stop the others, nor the scheduler
-        log.exception("job %s: unexpected error while polling", claim.job_id)
+        return work()
+    except Exception as exc:
+        log.exception("job %s: unexpected error while %s", claim.job_id, doing)
         return _fail(studio, claim, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
 
 
@@ -232,11 +238,7 @@ def _apply(studio: Studio, claim: Claim, spec: ModelSpec, result: PollResult, ba
 
 
 def _store_safely(studio: Studio, claim: Claim, result: PollResult) -> str:
-    try:
-        outcome = _store(studio, claim, result)
-    except Exception as exc:  # a background copy has nobody above it to catch this
-        log.exception("job %s: unexpected error while copying the result", claim.job_id)
-        outcome = _fail(studio, claim, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
+    outcome = _failing_job_on_error(studio, claim, "copying the result", lambda: _store(studio, claim, result))
     log.info("poller copy: %s", {outcome: 1})  # the tick that handed it over logged "copying"
     return outcome
 

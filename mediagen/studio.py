@@ -85,11 +85,6 @@ class Studio:
         with self._lock:
             self._pending_downloads.discard(future)
 
-    @property
-    def downloads_in_flight(self) -> int:
-        with self._lock:
-            return len(self._pending_downloads)
-
     def drain(self) -> None:
         """Let in-process work (background copies, the local renderer) finish before the process
         exits."""

@@ -16,6 +16,7 @@ from .models import Job, WebhookDelivery, WorkerHeartbeat, utcnow
 from .providers import PROVIDERS
 from .states import ACTIVE_STATUSES
 from .studio import Studio
+from .webhooks import Outcome
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def system_report(studio: Studio) -> SystemReport:
             select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
         ).all()
         report.oldest_pending_webhook = session.scalar(
-            select(func.min(WebhookDelivery.created_at)).where(WebhookDelivery.status == "pending")
+            select(func.min(WebhookDelivery.created_at)).where(WebhookDelivery.status == Outcome.PENDING)
         )
     for beat in beats:
         stopped = beat.stopped_at is not None
@@ -120,5 +121,5 @@ def system_report(studio: Studio) -> SystemReport:
         )
     report.active_jobs = {s.value: 0 for s in ACTIVE_STATUSES} | {str(s): int(n) for s, n in counts}
     report.webhooks_enabled = studio.settings.webhook_secret is not None
-    report.webhooks = {"pending": 0, "delivered": 0, "failed": 0, "gone": 0} | {str(s): int(n) for s, n in deliveries}
+    report.webhooks = dict.fromkeys(Outcome.ALL, 0) | {str(s): int(n) for s, n in deliveries}
     return report

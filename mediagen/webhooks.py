@@ -42,6 +42,7 @@ class Outcome:
     FAILED = "failed"
     GONE = "gone"
     PENDING = "pending"
+    ALL = (PENDING, DELIVERED, FAILED, GONE)
 
 
 def check_webhook_url(studio: Studio, url: str | None) -> str | None:

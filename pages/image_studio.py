@@ -11,17 +11,23 @@ st.title("Image studio")
 form, results = st.columns([2, 3], gap="large")
 
 with form:
-    prompt, model, params, generate = widgets.generation_form(
+    form_input = widgets.generation_form(
         studio,
         JobKind.IMAGE,
         placeholder="A lighthouse on a cliff at dusk, warm light, long exposure",
         icon=":material/auto_awesome:",
     )
-    if generate:
+    if form_input.submitted:
         st.session_state.pop("image-error", None)
         with st.status("Generating…", expanded=False) as status:
             try:
-                job = jobs.generate_image(studio, prompt, model=model, params=params, owner=services.current_owner())
+                job = jobs.generate_image(
+                    studio,
+                    form_input.prompt,
+                    model=form_input.model,
+                    params=form_input.params,
+                    owner=services.current_owner(),
+                )
             except MediagenError as exc:
                 st.session_state["image-error"] = exc
                 status.update(label="Nothing was generated", state="error")

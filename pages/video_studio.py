@@ -11,15 +11,19 @@ st.title("Video studio")
 form, panel = st.columns([2, 3], gap="large")
 
 with form:
-    prompt, model, params, generate = widgets.generation_form(
+    form_input = widgets.generation_form(
         studio, JobKind.VIDEO, placeholder="Slow waves rolling onto a beach at sunset", icon=":material/movie:"
     )
-    if generate:
+    if form_input.submitted:
         st.session_state.pop("video-error", None)
         try:
-            webhook = params.pop("webhook_url", None) or None
             job = jobs.submit_video(
-                studio, prompt, model=model, params=params, owner=services.current_owner(), webhook_url=webhook
+                studio,
+                form_input.prompt,
+                model=form_input.model,
+                params=form_input.params,
+                owner=services.current_owner(),
+                webhook_url=form_input.webhook_url,
             )
         except MediagenError as exc:
             st.session_state["video-error"] = exc

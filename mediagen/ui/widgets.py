@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,10 +65,18 @@ def elapsed(job: Job, now: datetime | None = None) -> str:
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def generation_form(
-    studio: Studio, kind: JobKind, placeholder: str, icon: str
-) -> tuple[str, str, dict[str, Any], bool]:
-    """Prompt, model and that model's options; returns them and whether Generate was clicked."""
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    model: str
+    params: dict[str, Any]
+    webhook_url: str | None
+    submitted: bool
+
+
+def generation_form(studio: Studio, kind: JobKind, placeholder: str, icon: str) -> GenerationRequest:
+    """Prompt, model, that model's options and (videos) a webhook URL, and whether Generate was
+    clicked."""
     prefix = kind.value
     prompt = st.text_area(
         "Prompt",
@@ -79,8 +88,9 @@ def generation_form(
     names = [m.name for m in studio.catalog.models(kind)]
     model = st.selectbox("Model", names, key=f"{prefix}-model", format_func=lambda n: studio.catalog.get(n).label)
     params = param_inputs(studio.catalog.get(model), prefix)
+    webhook_url = None
     if kind is JobKind.VIDEO:
-        params["webhook_url"] = st.text_input(
+        webhook_url = st.text_input(
             "Webhook URL (optional)",
             key=f"{prefix}-webhook",
             placeholder="https://example.com/hooks/mediagen",
@@ -89,8 +99,8 @@ def generation_form(
             if studio.settings.webhook_secret
             else "Webhooks are off: set MEDIAGEN_WEBHOOK_SECRET to turn them on.",
         )
-    clicked = st.button("Generate", type="primary", key=f"{prefix}-generate", icon=icon)
-    return prompt, model, params, clicked
+    submitted = st.button("Generate", type="primary", key=f"{prefix}-generate", icon=icon)
+    return GenerationRequest(prompt, model, params, webhook_url or None, submitted)
 
 
 def param_inputs(spec: ModelSpec, prefix: str) -> dict[str, Any]:
