@@ -71,14 +71,24 @@ def ingest(method: str, url: str, endpoint: str, bucket: str) -> None:
     import httpx
 
     from mediagen.config import Settings
-    from mediagen.ingest import Limits, ingest_outputs
+    from mediagen.ingest import ingest_outputs
     from mediagen.models import utcnow
     from mediagen.providers.base import MediaSource
     from mediagen.states import JobKind
-    from mediagen.storage import make_storage
+    from mediagen.studio import Studio
 
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()), storage="s3", s3_bucket=bucket, s3_endpoint_url=endpoint)
-    storage = make_storage(settings)
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp()),
+        storage="s3",
+        s3_bucket=bucket,
+        s3_endpoint_url=endpoint,
+        max_media_bytes=4096 * MiB,
+        download_timeout_s=900,
+        lease_s=1000,
+        outbound_allow=["127.0.0.1/32"],  # the benchmark's provider is on loopback
+    )
+    studio = Studio(settings)  # for the storage, limits, URL guard and download client the poller uses
+    storage, limits = studio.storage, studio.download_limits
     s3 = boto3.client("s3", endpoint_url=endpoint)
     before = _status_kib("VmRSS")
     started = time.perf_counter()
@@ -89,7 +99,7 @@ def ingest(method: str, url: str, endpoint: str, bucket: str) -> None:
             kind=JobKind.VIDEO,
             job_id=f"bench{int(started)}",
             created_at=utcnow(),
-            limits=Limits(max_bytes=4096 * MiB, deadline_s=900, spool_dir=settings.spool_dir),
+            limits=limits,
         )
         size = stored.bytes
     else:  # the system we replace: the whole body in memory, then one put_object
