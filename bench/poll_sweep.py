@@ -19,7 +19,7 @@ Measured per run:
 - CPU: seconds of CPU the workers (and the fake) used during the run.
 Then the CPU time of an idle tick (nothing due), in-process.
 
-    .venv/bin/python bench/poll_sweep.py [--jobs 1000] [--concurrency 64 --interval 0.5]
+    .venv/bin/python bench/poll_sweep.py [--jobs 1000] [--concurrency 128 --interval 1]
 
 The first two rows use the settings as shipped, the next two ``--concurrency``/``--interval``.
 """
@@ -394,8 +394,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--ready-after", type=float, default=10.0, help="warm-up before the first task is ready")
     parser.add_argument("--spread", type=float, default=20.0, help="tasks become ready over this many seconds")
-    parser.add_argument("--concurrency", type=int, default=64, help="MEDIAGEN_POLL_CONCURRENCY of the tuned rows")
-    parser.add_argument("--interval", type=float, default=0.5, help="MEDIAGEN_POLL_INTERVAL_S of the tuned rows")
+    parser.add_argument("--concurrency", type=int, default=128, help="MEDIAGEN_POLL_CONCURRENCY of the tuned rows")
+    parser.add_argument("--interval", type=float, default=1.0, help="MEDIAGEN_POLL_INTERVAL_S of the tuned rows")
     parser.add_argument("--watch", type=float, help="only watch the warm-up this long (no lag)")
     parser.add_argument("--serve-fake", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()

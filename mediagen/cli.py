@@ -82,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A line per provider request (httpx) or per tick (APScheduler) would bury the worker's own
+    # log under a thousand lines every poll interval.
+    for chatty in ("httpx", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = Settings()
     except Exception as exc:  # pydantic's message names the setting and the problem

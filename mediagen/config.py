@@ -85,11 +85,11 @@ class Settings(BaseSettings):
         "Longer than a download may take, so a slow copy is not started twice.",
     )
     poll_concurrency: int = Field(
-        32,
+        64,
         ge=1,
         le=256,
         description="Provider polls one worker has in flight at once; bounds threads and the load on a "
-        "provider while letting one sweep cover a thousand jobs in seconds.",
+        "provider while keeping a thousand jobs on a 2 s cadence.",
     )
     download_concurrency: int = Field(
         4,

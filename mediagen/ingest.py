@@ -136,7 +136,7 @@ def _ingest_one(
         info = inspect(spool, kind)  # type: ignore[arg-type]  # a binary temp file
         key = media_key(kind, created_at, job_id, index, info.extension)
         thumb_key = thumbnail_key(key)
-        thumb = _provider_poster(source.poster, limits, deadline) or info.thumbnail_webp
+        thumb = _provider_poster(source.poster, limits, deadline) or info.thumbnail_webp()
         written.append(key)
         metadata = {"mediagen-job": job_id, "sha256": digest}  # never the prompt: it is not ASCII-safe
         storage.put_file(key, Path(spool.name), info.content_type, metadata)

@@ -6,7 +6,7 @@ Nothing here trusts a provider's word about what it sent.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import av
@@ -40,7 +40,11 @@ class MediaInfo:
     width: int
     height: int
     duration_s: float | None
-    thumbnail_webp: bytes
+    poster: Image.Image = field(repr=False, compare=False)  # decoded still: the image, or a video's first frame
+
+    def thumbnail_webp(self) -> bytes:
+        """Encoded on demand: when the provider sends its own still, ours is never needed."""
+        return thumbnail(self.poster)
 
 
 def sniff(head: bytes) -> str | None:
@@ -64,7 +68,7 @@ def identify(head: bytes, expected: JobKind) -> tuple[str, str]:
 
 
 def inspect(data: BinaryIO, expected: JobKind) -> MediaInfo:
-    """Identify, decode and thumbnail ``data``; raise ``IngestError`` if it is not usable media
+    """Identify and decode ``data``; raise ``IngestError`` if it is not usable media
     of the ``expected`` kind."""
     data.seek(0)
     mime, extension = identify(data.read(SNIFF_BYTES), expected)
@@ -74,7 +78,7 @@ def inspect(data: BinaryIO, expected: JobKind) -> MediaInfo:
     else:
         width, height, duration, poster = _inspect_video(data)
     data.seek(0)
-    return MediaInfo(mime, expected, extension, width, height, duration, thumbnail(poster))
+    return MediaInfo(mime, expected, extension, width, height, duration, poster)
 
 
 def _inspect_image(data: BinaryIO) -> tuple[int, int, None, Image.Image]:
@@ -148,5 +152,7 @@ def thumbnail(image: Image.Image) -> bytes:
     small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    small.save(out, format="WEBP", quality=THUMBNAIL_QUALITY, method=4)
+    # method 2: half the encode CPU of the default 4 for files ~3 % bigger (measured on 256-384 px
+    # stills); the poller thumbnails every result it stores, beside its polling.
+    small.save(out, format="WEBP", quality=THUMBNAIL_QUALITY, method=2)
     return out.getvalue()

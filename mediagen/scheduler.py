@@ -1,6 +1,8 @@
-"""APScheduler wiring: run ``poller.tick`` and then the due webhook deliveries every
-``poll_interval_s`` in a background thread, and record a heartbeat per tick, so the System page
-can tell a live poller from a dead one."""
+"""APScheduler wiring: every ``poll_interval_s``, a background thread runs ``poller.tick``, then
+the due webhook deliveries, and records a heartbeat, so the System page can tell a live poller
+from a dead one. While jobs are in flight it runs those ticks back to back (each keeps polling
+jobs as they come due), so a job is polled one interval after its last poll, not whenever the
+next interval boundary happens to fall."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from .webhooks import deliver_due
 
 log = logging.getLogger(__name__)
 JOB_ID = "mediagen-poller"
+# A scheduled tick keeps polling jobs as they come due for this many poll intervals, then
+# delivers webhooks and beats; the next tick starts at once (the interval has passed).
+KEEP_POLLING_INTERVALS = 2
 
 
 def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
@@ -23,7 +28,8 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     error = None
     try:
-        outcomes = tick(studio, worker_id=worker_id, background_copies=True)
+        keep_polling_s = studio.settings.poll_interval_s * KEEP_POLLING_INTERVALS
+        outcomes = tick(studio, worker_id=worker_id, background_copies=True, keep_polling_s=keep_polling_s)
         if outcomes:
             log.info("poller tick: %s", dict(outcomes))
     except Exception as exc:
@@ -48,18 +54,44 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
     return outcomes
 
 
+def poll_while_busy(studio: Studio, worker_id: str) -> None:
+    """Ticks back to back until one finds nothing to poll; then the interval trigger takes over.
+
+    (The trigger keeps firing meanwhile and APScheduler skips those runs, see ``_ExpectedSkips``.
+    Pausing the trigger from here instead can deadlock: ``shutdown`` holds the job store lock
+    while it waits for this very run to end.)
+    """
+    while not studio.stopping.is_set():
+        outcomes = run_tick(studio, worker_id)
+        if not any(not name.startswith("webhook_") for name in outcomes):
+            return
+
+
+class _ExpectedSkips(logging.Filter):
+    """Drop APScheduler's warning that it skipped our poller while its previous run goes on: the
+    run outlives its interval on purpose while jobs are in flight."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        skipped = "maximum number of running instances" in str(record.msg)
+        return not (skipped and any(poll_while_busy.__name__ in str(arg) for arg in record.args or ()))
+
+
+_skip_filter = _ExpectedSkips()
+
+
 def start_scheduler(studio: Studio) -> BackgroundScheduler:
     worker_id = default_worker_id()
     scheduler = BackgroundScheduler(daemon=True)
+    logging.getLogger("apscheduler.scheduler").addFilter(_skip_filter)  # a no-op when already added
     scheduler.add_job(
-        run_tick,
+        poll_while_busy,
         "interval",
         args=(studio, worker_id),
         seconds=studio.settings.poll_interval_s,
         id=JOB_ID,
         next_run_time=utcnow(),
-        coalesce=True,  # after a long tick, run once, not once per missed interval
-        max_instances=1,  # never two ticks of this process at once
+        coalesce=True,  # after a long run, run once, not once per missed interval
+        max_instances=1,  # never two of this process's loops at once
         misfire_grace_time=None,
     )
     scheduler.start()
@@ -68,6 +100,7 @@ def start_scheduler(studio: Studio) -> BackgroundScheduler:
 
 
 def stop_scheduler(studio: Studio, scheduler: BackgroundScheduler) -> None:
+    studio.stopping.set()  # a tick waiting for jobs to come due stops waiting
     scheduler.shutdown(wait=True)
     worker_id = getattr(scheduler, "mediagen_worker_id", None)
     with studio.db.write() as session:

@@ -42,6 +42,7 @@ class Studio:
         self._lock = threading.Lock()
         self._downloads: ThreadPoolExecutor | None = None
         self._pending_downloads: set[Future[Any]] = set()
+        self.stopping = threading.Event()  # set when the process is shutting down its poller
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Studio:

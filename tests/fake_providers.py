@@ -58,6 +58,7 @@ class Recorded:
     body: bytes
     at: float = field(default_factory=time.time)  # when the request arrived (wall clock)
     sent: int = 0  # bytes of a throttled response body handed to the server so far
+    peer: tuple[str, int] | None = None  # the client's address and port: one port per connection
 
 
 @cache
@@ -233,6 +234,7 @@ class FakeProviders:
             parsed_json,
             form,
             body,
+            peer=(request.client.host, request.client.port) if request.client else None,
         )
         with self._lock:
             self.requests.append(recorded)

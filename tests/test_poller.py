@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import timedelta
 
@@ -9,9 +10,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from mediagen import jobs
+from mediagen.advance import Observed, advance, write_observed
 from mediagen.errors import ProviderError
 from mediagen.models import Asset, Job, utcnow
-from mediagen.poller import _advance, claim_due, tick
+from mediagen.poller import claim_due, tick
 from mediagen.providers.base import MediaSource, PollResult, TaskState
 from mediagen.states import JobStatus
 
@@ -79,11 +81,11 @@ def test_stale_worker_result_is_dropped(scripted, small_mp4) -> None:
     [fresh] = claim_due(studio, "worker-b", later)
     assert fresh.attempt == stale.attempt + 1
 
-    assert _advance(studio, stale) == "stale"
+    assert advance(studio, stale) == "stale"
     stalled = jobs.get_job(studio, job.id)
     assert stalled.status == JobStatus.RUNNING and stalled.assets == []
 
-    assert _advance(studio, fresh) == "succeeded"
+    assert advance(studio, fresh) == "succeeded"
     done = jobs.get_job(studio, job.id)
     assert done.status == JobStatus.SUCCEEDED and len(done.assets) == 1
     # Same deterministic keys: the winner's upload replaced the stale one's, nothing doubled.
@@ -198,7 +200,7 @@ def test_cancel_racing_completion_ends_in_one_final_state(scripted, small_mp4) -
     _set(studio, job.id, provider_job_id="task-1", status=JobStatus.RUNNING)
     [claim] = claim_due(studio, "worker", utcnow())
     jobs.cancel_job(studio, job.id)  # the user cancels while the worker is downloading
-    assert _advance(studio, claim) == "stale"
+    assert advance(studio, claim) == "stale"
     job = jobs.get_job(studio, job.id)
     assert job.status == JobStatus.CANCELED and job.assets == []
     assert [(e.status, e.message) for e in job.events][1:] == [
@@ -272,8 +274,8 @@ def test_a_stale_worker_never_deletes_the_winners_objects(scripted, small_mp4) -
     now = utcnow()
     [stale] = claim_due(studio, "worker-a", now)
     [fresh] = claim_due(studio, "worker-b", now + timedelta(seconds=studio.settings.lease_s + 1))
-    assert _advance(studio, fresh) == "succeeded"
-    assert _advance(studio, stale) == "stale"
+    assert advance(studio, fresh) == "succeeded"
+    assert advance(studio, stale) == "stale"
     done = jobs.get_job(studio, job.id)
     assert stored_files(studio) == sorted([done.assets[0].key, done.assets[0].thumbnail_key])
 
@@ -292,3 +294,42 @@ def test_one_tick_sweeps_a_backlog_bigger_than_a_claim_batch(scripted, monkeypat
         submitted = session.scalar(select(func.count()).select_from(Job).where(Job.provider_job_id.is_not(None)))
     assert submitted == len(queued)
     assert tick(studio) == {}  # nothing is due again before the poll interval
+
+
+def test_still_running_answers_are_written_together_each_fenced(scripted) -> None:
+    """A sweep's "still running" answers are written in one transaction; the one whose job was
+    canceled meanwhile is dropped, and each next poll is due one interval after its poll was sent."""
+    studio, provider = scripted
+    provider.script.append(RUNNING_30)
+    first, second = _queue(studio), _queue(studio)
+    for job in (first, second):
+        _set(studio, job.id, provider_job_id=f"task-{job.id}", status=JobStatus.QUEUED)
+    claims = claim_due(studio, "worker", utcnow())
+    observed = [advance(studio, claim) for claim in claims]
+    assert all(isinstance(seen, Observed) for seen in observed)
+    jobs.cancel_job(studio, second.id)
+
+    assert write_observed(studio, observed) == {"running": 1, "stale": 1}
+    running, canceled = jobs.get_job(studio, first.id), jobs.get_job(studio, second.id)
+    [seen] = [seen for seen in observed if seen.claim.job_id == first.id]
+    assert running.status == JobStatus.RUNNING and running.progress == 30 and running.lease_owner is None
+    assert running.next_poll_at == seen.polled_at + timedelta(seconds=studio.settings.poll_interval_s)
+    assert canceled.status == JobStatus.CANCELED and canceled.progress == 0
+
+
+def test_a_tick_that_keeps_polling_polls_each_job_as_it_comes_due(scripted, monkeypatch) -> None:
+    """Run by the scheduler, a tick keeps going while jobs come due: a running job is polled again
+    each interval within the one tick, never before it is due."""
+    studio, provider = scripted
+    studio.settings = studio.settings.model_copy(update={"poll_interval_s": 0.3})
+    provider.script.append(RUNNING_30)
+    job = _queue(studio)
+    _set(studio, job.id, provider_job_id="task-1", status=JobStatus.RUNNING)
+    polled_at: list[float] = []
+    poll = provider.poll
+    monkeypatch.setattr(provider, "poll", lambda *args: (polled_at.append(time.monotonic()), poll(*args))[1])
+
+    outcomes = tick(studio, keep_polling_s=1.0)
+    assert outcomes["running"] == len(polled_at) >= 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polled_at)]
+    assert all(gap >= 0.3 - 0.01 for gap in gaps), gaps

