@@ -74,6 +74,17 @@ class Settings(BaseSettings):
         gt=0,
         description="A video job still unfinished after this long is marked timed out.",
     )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Delete finished jobs older than this many days with their files (starred or collected "
+        "ones are kept). Off when unset.",
+    )
+    retention_dry_run: bool = Field(
+        True,
+        description="Only report what the retention policy would delete (System page); set to false to let "
+        "the scheduler delete.",
+    )
     model_deadlines_s: dict[str, int] = Field(
         {},
         description='Per-model deadlines overriding the per-kind ones, as JSON: {"sora-2": 3600}.',

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -50,6 +50,11 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_due", "status", "next_poll_at"),
         Index("ix_jobs_created", "created_at", "id"),
+        # One per gallery filter, each ending in the page order, so a filtered page is a range scan.
+        Index("ix_jobs_kind_created", "kind", "created_at", "id"),
+        Index("ix_jobs_status_created", "status", "created_at", "id"),
+        Index("ix_jobs_model_created", "model", "created_at", "id"),
+        Index("ix_jobs_owner_created", "owner", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
@@ -187,3 +192,66 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 
     delivery: Mapped[WebhookDelivery] = relationship(back_populates="tries")
+
+
+class Favourite(Base):
+    """A user's star on an asset."""
+
+    __tablename__ = "favourites"
+
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Collection(Base):
+    """A named group of assets, owned by the user who made it."""
+
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_collections_owner_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    owner: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CollectionAsset(Base):
+    __tablename__ = "collection_assets"
+
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StorageDeletion(Base):
+    """The outbox of stored objects to remove: written in the transaction that deletes their rows,
+    emptied once the objects are gone, retried by the scheduler until then."""
+
+    __tablename__ = "storage_deletions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobStat(Base):
+    """Daily roll-up of finished jobs, updated in the transaction that ends each job, so metrics
+    over any period read a few rows per day instead of every job."""
+
+    __tablename__ = "job_stats"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    error_code: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" when none
+    jobs: Mapped[int] = mapped_column(Integer, default=0)
+    seconds_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    seconds_hist: Mapped[list[int]] = mapped_column(JSON, default=list)  # counts per duration bucket
+    usage_units: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)

@@ -3,24 +3,57 @@ import streamlit as st
 from mediagen import browse
 from mediagen.errors import MediagenError
 from mediagen.states import JobKind, JobStatus
-from mediagen.ui import services, widgets
+from mediagen.ui import links, services, widgets
 from mediagen.ui.gallery import card_grid, date_range, pager
 
 studio = services.studio()
+owner = services.current_owner()
 st.title("Gallery")
 
+models = browse.models_in_use(studio)
+collections = dict(browse.collections_of(studio, owner))
+for note in links.read_link_once(
+    choices={
+        "kind": [k.value for k in JobKind],
+        "status": [s.value for s in JobStatus],
+        "model": models,
+        "order": ["Newest", "Oldest"],
+        "size": list(browse.PAGE_SIZES),
+        "collection": list(collections),
+    },
+    parse={"size": int, "collection": int, "starred": lambda text: text == "1"},
+):
+    st.caption(note)
+
+# Defaults through session state, not widget arguments: a link may have set these keys already.
+st.session_state.setdefault("g-order", "Newest")
+st.session_state.setdefault("g-size", browse.PAGE_SIZES[1])
 with st.container(horizontal=True, vertical_alignment="bottom"):
     kinds = st.multiselect("Kind", [k.value for k in JobKind], key="g-kind", width=180)
     statuses = st.multiselect(
         "Status", [s.value for s in JobStatus], key="g-status", format_func=widgets.status_label, width=260
     )
-    models = st.multiselect("Model", browse.models_in_use(studio), key="g-model", width=240)
+    chosen_models = st.multiselect("Model", models, key="g-model", width=240)
     since, until = date_range("Created between", key="g-dates")
     text = st.text_input("Search prompts", key="g-text", placeholder="words in the prompt", width=240)
-    order = st.segmented_control("Order", ["Newest", "Oldest"], default="Newest", key="g-order")
-    size = st.selectbox("Per page", browse.PAGE_SIZES, index=1, key="g-size", width=100)
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    collection = st.selectbox(
+        "Collection", list(collections), format_func=collections.get, index=None, key="g-collection", width=220
+    )
+    starred = st.toggle("Starred only", key="g-starred")
+    order = st.segmented_control("Order", ["Newest", "Oldest"], key="g-order")
+    size = st.selectbox("Per page", browse.PAGE_SIZES, key="g-size", width=100)
 
-filters = browse.JobFilters(kinds=kinds, statuses=statuses, models=models, since=since, until=until, text=text or "")
+filters = browse.JobFilters(
+    kinds=kinds,
+    statuses=statuses,
+    models=chosen_models,
+    since=since,
+    until=until,
+    text=text or "",
+    starred_by=owner if starred else None,
+    collection_id=collection,
+)
 try:
     total = browse.count_jobs(studio, filters)
     cursor = pager.current(filters, order, size)
@@ -29,6 +62,21 @@ except MediagenError as exc:
     widgets.show_error(exc)
     st.stop()
 
+links.write_link(
+    {
+        "kind": kinds,
+        "status": statuses,
+        "model": chosen_models,
+        "from": since,
+        "to": until,
+        "q": text.strip(),
+        "collection": collection,
+        "starred": "1" if starred else None,
+        "order": order if order == "Oldest" else None,
+        "size": size if size != browse.PAGE_SIZES[1] else None,
+    },
+    cursor,
+)
 st.caption(f"{total:,} job(s) match · page {pager.number()}")
 card_grid(studio, page.jobs)
 pager.controls(page.next_cursor)

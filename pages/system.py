@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from mediagen import runtime, system
+from mediagen import retention, runtime, system
 from mediagen.ui import services, widgets
 
 studio = services.studio()
@@ -56,3 +56,19 @@ with st.container(horizontal=True):
         st.metric(f"Deliveries {status}", count)
 if report.oldest_pending_webhook is not None:
     st.caption(f"Oldest waiting delivery since {report.oldest_pending_webhook:%Y-%m-%d %H:%M:%S} UTC")
+
+st.subheader("Retention")
+plan = retention.report(studio)
+if plan is None:
+    st.caption("Off: set MEDIAGEN_RETENTION_DAYS to delete finished jobs after that many days.")
+else:
+    verb = "would delete" if plan.dry_run else "deletes"
+    summary = (
+        f"Jobs finished and created before {plan.cutoff:%Y-%m-%d %H:%M} UTC ({plan.days} days): the policy {verb} "
+        f"{plan.jobs:,} job(s) with {plan.assets:,} file(s), {widgets.human_bytes(plan.bytes)}"
+    )
+    (st.info if plan.dry_run else st.warning)(summary)
+    if plan.oldest is not None:
+        st.caption(f"Oldest: {plan.oldest:%Y-%m-%d}. Kept because starred or in a collection: {plan.kept:,}.")
+    if plan.dry_run:
+        st.caption("Dry run: nothing is deleted until MEDIAGEN_RETENTION_DRY_RUN=false.")

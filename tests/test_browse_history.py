@@ -7,11 +7,11 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 
 from mediagen import browse, history, jobs
 from mediagen.errors import InvalidInput
-from mediagen.models import Job
+from mediagen.models import Collection, CollectionAsset, Favourite, Job
 
 
 def _age(studio, job_id: str, days: int) -> None:
@@ -93,3 +93,46 @@ def test_jobs_over_time_buckets_by_day_for_long_spans(studio) -> None:
         _age(studio, jobs.submit_video(studio, "x").id, days)
     over_time = history.jobs_over_time(history.history_frame(studio, browse.JobFilters()))
     assert list(over_time["queued"]) == [2, 1]
+
+
+def test_prompt_search_uses_the_full_text_index_and_falls_back_to_substrings(studio) -> None:
+    fox = jobs.generate_image(studio, "A quick brown fox jumps", params={"size": "256x256"})
+    crane = jobs.generate_image(studio, "Crane over the harbour at dawn", params={"size": "256x256"})
+    assert browse.has_full_text(studio.db)
+
+    def found(typed: str, *, full_text: bool = True) -> list[str]:
+        query = browse.JobFilters(text=typed).apply(select(Job.id), full_text=full_text)
+        with studio.db.read() as session:
+            return sorted(session.scalars(query))
+
+    assert found("fox brown") == [fox.id]  # every word, any order
+    assert found("harb DAWN") == [crane.id]  # word prefixes, any case
+    assert found("fox harbour") == []
+    assert found('" OR * NEAR(') == [] and found("\"'*^:") == []  # typed syntax is only words
+    assert found("own fo", full_text=False) == [fox.id]  # the fallback matches inside words
+
+    with studio.db.write() as session:  # the index follows deletes (trigger)
+        session.execute(delete(Job).where(Job.id == fox.id))
+    assert found("fox") == []
+    assert browse.count_jobs(studio, browse.JobFilters(text="crane")) == 1
+
+
+def test_filters_by_favourites_and_collections(studio) -> None:
+    starred = jobs.generate_image(studio, "starred", params={"size": "256x256"})
+    grouped = jobs.generate_image(studio, "grouped", params={"size": "256x256"})
+    jobs.generate_image(studio, "neither", params={"size": "256x256"})
+    with studio.db.write() as session:
+        session.add(Favourite(owner="ana", asset_id=starred.assets[0].id))
+        collection = Collection(name="picks", owner="ana")
+        session.add(collection)
+        session.flush()
+        session.add(CollectionAsset(collection_id=collection.id, asset_id=grouped.assets[0].id))
+        collection_id = collection.id
+
+    def ids(filters: browse.JobFilters) -> list[str]:
+        return [job.id for job in browse.page_of_jobs(studio, filters).jobs]
+
+    assert ids(browse.JobFilters(starred_by="ana")) == [starred.id]
+    assert ids(browse.JobFilters(starred_by="bo")) == []
+    assert ids(browse.JobFilters(collection_id=collection_id)) == [grouped.id]
+    assert browse.count_jobs(studio, browse.JobFilters(collection_id=collection_id, starred_by="ana")) == 0

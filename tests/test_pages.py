@@ -15,6 +15,10 @@ def _texts(app) -> list[str]:
     return [t.value for t in app.get("text")]
 
 
+def _as_list(value) -> list[str]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def _errors(app) -> list[str]:
     return [e.value for e in app.error]
 
@@ -176,3 +180,35 @@ def test_system_page_reports_and_self_checks(app, studio) -> None:
     assert any("set MEDIAGEN_WEBHOOK_SECRET" in c.value for c in app.caption)
     webhook_metrics = {m.label: m.value for m in app.metric if m.label.startswith("Deliveries")}
     assert webhook_metrics == {f"Deliveries {s}": "0" for s in ("pending", "delivered", "failed", "gone")}
+
+
+def test_gallery_view_lives_in_its_link(app, studio) -> None:
+    """Filters and page go into the URL; a session opened with that URL shows the same view, and
+    values a link got wrong are dropped with a note naming the parameter."""
+    for i in range(14):
+        jobs.submit_video(studio, f"harbour clip {i:02d}")
+    jobs.generate_image(studio, "harbour still", params={"size": "256x256"})
+    app.switch_page("pages/gallery.py").run()
+    app.multiselect(key="g-kind").select("video").run()
+    app.text_input(key="g-text").input("harbour").run()
+    app.selectbox(key="g-size").set_value(12).run()
+    app.button(key="g-next").click().run()
+    link = {name: _as_list(app.query_params[name]) for name in app.query_params}
+    assert link["kind"] == ["video"] and link["q"] == ["harbour"] and link["size"] == ["12"]
+    assert link["after"]
+    second_page = [t for t in _texts(app) if t.startswith("harbour")]
+    assert second_page == ["harbour clip 01", "harbour clip 00"]
+
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import ROOT
+
+    shared = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    shared.query_params.update({**link, "status": ["done"]})
+    shared.run()
+    shared.switch_page("pages/gallery.py").run()
+    assert not shared.exception, shared.exception
+    assert shared.multiselect(key="g-kind").value == ["video"]
+    assert shared.text_input(key="g-text").value == "harbour"
+    assert [t for t in _texts(shared) if t.startswith("harbour")] == second_page
+    assert any("ignored status='done'" in c.value and "allowed:" in c.value for c in shared.caption)

@@ -60,7 +60,8 @@ def _card(studio: Studio, job: Job) -> None:
 
 
 class _Pager:
-    """Keyset paging: a stack of cursors, reset whenever the filters change."""
+    """Keyset paging: a stack of cursors, reset whenever the filters change. A page opened from a
+    link starts a stack of its own; "Previous" from there returns to the first page."""
 
     KEY = "gallery-pages"
 
@@ -68,7 +69,10 @@ class _Pager:
         signature = repr((filters, order, size))
         state = st.session_state.setdefault(self.KEY, {"signature": signature, "stack": [None]})
         if state["signature"] != signature:
-            state.update(signature=signature, stack=[None])
+            if state.pop("from_link", False):  # the link's filters are these: keep its page
+                state["signature"] = signature
+            else:
+                state.update(signature=signature, stack=[None])
         return state["stack"][-1]
 
     def number(self) -> int:

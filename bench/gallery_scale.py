@@ -1,0 +1,254 @@
+"""Does the gallery stay instant as the library grows? Seeds N finished jobs with assets and times
+the gallery's queries and the gallery and history pages under Streamlit's AppTest.
+
+For each N (default 1k, 10k, 100k) a fresh SQLite data dir is migrated and seeded in bulk: image
+and video jobs over 90 days from a few models and owners, prompts drawn from a vocabulary (so a
+search word matches a few percent of jobs), every job with one asset. The assets point at 24 real
+files made by the local generator (1024x1024 PNGs and 3 s 640x360 MP4s with their WebP
+thumbnails), so the page's bytes are real. Then, median of several runs each:
+
+- first page: ``browse.page_of_jobs`` with no filters (24 per page, newest first);
+- page 500: the same from the cursor of page 500's first row (keyset: where the row is does not
+  matter; with fewer than 500 pages, the last page);
+- filtered + search: kind, model and a prompt word (FTS5) together; and the match count;
+- count: ``browse.count_jobs`` with no filters (the gallery shows it);
+- gallery / history render: a full ``AppTest`` run of each page (after one warm-up run);
+- the first page's thumbnail bytes against its originals' bytes.
+
+    .venv/bin/python bench/gallery_scale.py [1000 10000 100000]
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert, select  # noqa: E402
+
+from mediagen import browse, jobs  # noqa: E402
+from mediagen.config import Settings  # noqa: E402
+from mediagen.models import Asset, Job, JobEvent  # noqa: E402
+from mediagen.studio import Studio  # noqa: E402
+
+PAGE = 24
+RUNS = 15
+RENDER_RUNS = 5
+SAMPLE_FILES = 12  # of each kind
+WORDS = [
+    "harbour",
+    "lighthouse",
+    "fox",
+    "crane",
+    "meadow",
+    "city",
+    "neon",
+    "rain",
+    "desert",
+    "forest",
+    "glacier",
+    "market",
+    "portrait",
+    "studio",
+    "sunset",
+    "dawn",
+    "river",
+    "bridge",
+    "train",
+    "robot",
+    "garden",
+    "ocean",
+    "mountain",
+    "night",
+]
+MODELS = {"image": ["local-image", "dall-e-3", "gpt-image-1"], "video": ["local-video", "sora-2"]}
+OWNERS = ["ana@example.com", "bo@example.com", "cy@example.com", "local"]
+SEARCH = {"kinds": ["image"], "models": ["dall-e-3"], "text": "lighthouse"}
+
+
+def _median_ms(call: Callable[[], Any], runs: int = RUNS) -> float:
+    call()  # warm caches: we measure the steady state a reviewer paging around sees
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _samples(studio: Studio) -> dict[str, list[dict[str, Any]]]:
+    """Real stored media to point the seeded assets at: generated once per data dir."""
+    made: dict[str, list[dict[str, Any]]] = {"image": [], "video": []}
+    for i in range(SAMPLE_FILES):
+        image = jobs.generate_image(studio, f"sample {i}", params={"size": "1024x1024", "seed": i})
+        made["image"].extend(_asset_values(a) for a in image.assets)
+    for i in range(SAMPLE_FILES):
+        video = jobs.submit_video(studio, f"sample {i}", params={"duration": 3, "size": "640x360", "seed": i})
+        _finish(studio, video.id)
+        made["video"].extend(_asset_values(a) for a in jobs.get_job(studio, video.id).assets)
+    return made
+
+
+def _finish(studio: Studio, job_id: str) -> None:
+    from mediagen.poller import tick
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        tick(studio)
+        studio.drain()
+        if jobs.get_job(studio, job_id).assets:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"sample video {job_id} did not finish")
+
+
+def _asset_values(asset: Asset) -> dict[str, Any]:
+    keep = ("storage", "key", "thumbnail_key", "content_type", "bytes", "sha256", "width", "height", "duration_s")
+    return {name: getattr(asset, name) for name in keep}
+
+
+def seed(studio: Studio, n: int, samples: dict[str, list[dict[str, Any]]], rng: random.Random) -> None:
+    now = datetime.now(UTC)
+    job_rows, asset_rows, event_rows = [], [], []
+    for i in range(n):
+        kind = "image" if rng.random() < 0.7 else "video"
+        created = now - timedelta(seconds=rng.uniform(60, 90 * 86400))
+        finished = created + timedelta(seconds=rng.uniform(2, 300))
+        job_id = uuid.uuid4().hex
+        model = rng.choice(MODELS[kind])
+        job_rows.append(
+            {
+                "id": job_id,
+                "kind": kind,
+                "status": "succeeded",
+                "provider": "local" if model.startswith("local") else "openai",
+                "model": model,
+                "prompt": " ".join(rng.sample(WORDS, 5)) + f" #{i}",
+                "params": {},
+                "owner": rng.choice(OWNERS),
+                "progress": 100,
+                "attempt": 1,
+                "transient_errors": 0,
+                "created_at": created,
+                "started_at": created,
+                "finished_at": finished,
+                "updated_at": finished,
+            }
+        )
+        sample = samples[kind][i % len(samples[kind])]
+        asset_rows.append({**sample, "job_id": job_id, "index": 0, "created_at": finished})
+        event_rows.append({"job_id": job_id, "at": finished, "status": "succeeded", "progress": 100})
+    with studio.db.write() as session:
+        for table, rows in ((Job, job_rows), (Asset, asset_rows), (JobEvent, event_rows)):
+            for start in range(0, len(rows), 5000):
+                session.execute(insert(table), rows[start : start + 5000])
+
+
+def _page_500_cursor(studio: Studio) -> str | None:
+    count = browse.count_jobs(studio, browse.JobFilters())
+    with studio.db.read() as session:
+        offset = min(499 * PAGE, max(0, count - PAGE)) - 1
+        if offset < 0:
+            return None
+        row = session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).offset(offset).limit(1)).one()
+        return browse.encode_cursor(row)
+
+
+def _render_ms(studio: Studio, page: str) -> float:
+    from streamlit.testing.v1 import AppTest
+
+    from mediagen import runtime
+
+    runtime.use(studio)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.run()
+    app.switch_page(page)
+
+    def run() -> None:
+        app.run()
+        if app.exception:
+            raise RuntimeError(f"{page} failed: {app.exception}")
+
+    return _median_ms(run, RENDER_RUNS)
+
+
+def _page_bytes(studio: Studio) -> tuple[int, int]:
+    page = browse.page_of_jobs(studio, browse.JobFilters(), limit=PAGE)
+    originals = sum(a.bytes for job in page.jobs for a in job.assets[:1])
+    thumbs = 0
+    for job in page.jobs:
+        for asset in job.assets[:1]:
+            assert asset.thumbnail_key
+            thumbs += (studio.settings.media_dir / asset.thumbnail_key).stat().st_size
+    return thumbs, originals
+
+
+def measure(n: int, base: Path) -> dict[str, Any]:
+    data_dir = base / f"data-{n}"
+    os.environ["MEDIAGEN_DATA_DIR"] = str(data_dir)
+    studio = Studio.open(Settings(data_dir=data_dir))
+    try:
+        samples = _samples(studio)
+        started = time.perf_counter()
+        seed(studio, n, samples, random.Random(n))
+        seeded_s = time.perf_counter() - started
+        cursor = _page_500_cursor(studio)
+        search = browse.JobFilters(**SEARCH)  # type: ignore[arg-type]
+        thumbs, originals = _page_bytes(studio)
+        return {
+            "n": n,
+            "seed_s": seeded_s,
+            "first": _median_ms(lambda: browse.page_of_jobs(studio, browse.JobFilters(), limit=PAGE)),
+            "page500": _median_ms(lambda: browse.page_of_jobs(studio, browse.JobFilters(), after=cursor, limit=PAGE)),
+            "search": _median_ms(lambda: browse.page_of_jobs(studio, search, limit=PAGE)),
+            "matches": browse.count_jobs(studio, search),
+            "count": _median_ms(lambda: browse.count_jobs(studio, browse.JobFilters())),
+            "gallery": _render_ms(studio, "pages/gallery.py"),
+            "history": _render_ms(studio, "pages/task_history.py"),
+            "thumbs": thumbs,
+            "originals": originals,
+        }
+    finally:
+        studio.close()
+
+
+def main() -> None:
+    sizes = [int(arg) for arg in sys.argv[1:]] or [1_000, 10_000, 100_000]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = []
+        for n in sizes:
+            print(f"seeding and measuring {n:,} jobs ...", file=sys.stderr, flush=True)
+            results.append(measure(n, Path(tmp)))
+    base = results[0]
+    print(f"\nGallery at scale: medians in ms ({RUNS} query runs, {RENDER_RUNS} page renders); {os.cpu_count()} CPUs\n")
+    print(
+        "| jobs | seed (s) | first page | page 500 | filtered + search (matches) | count | gallery render "
+        "| history render | page thumbnails / originals |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        ratio = r["thumbs"] / r["originals"]
+        print(
+            f"| {r['n']:,} | {r['seed_s']:.1f} | {r['first']:.2f} | {r['page500']:.2f} | {r['search']:.2f} "
+            f"({r['matches']:,}) | {r['count']:.2f} | {r['gallery']:.0f} | {r['history']:.0f} "
+            f"| {r['thumbs'] / 1024:.0f} KiB / {r['originals'] / 1024:.0f} KiB = 1/{1 / ratio:.0f} |"
+        )
+    last = results[-1]
+    print(f"\n{last['n']:,} vs {base['n']:,} (x):")
+    for name in ("first", "page500", "search", "count", "gallery", "history"):
+        print(f"- {name}: {last[name] / base[name]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
