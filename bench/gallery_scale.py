@@ -3,7 +3,9 @@ the gallery's queries and the gallery and history pages under Streamlit's AppTes
 
 For each N (default 1k, 10k, 100k) a fresh SQLite data dir is migrated and seeded in bulk: image
 and video jobs over 90 days from a few models and owners, prompts drawn from a vocabulary (so a
-search word matches a few percent of jobs), every job with one asset. The assets point at 24 real
+search word matches a few percent of jobs); 85 % succeed with one asset each, the rest fail for
+one of two reasons, time out or are canceled. Jobs are inserted oldest first, as the app inserts
+each job when it is created. The assets point at 24 real
 files made by the local generator (1024x1024 PNGs and 3 s 640x360 MP4s with their WebP
 thumbnails), so the page's bytes are real. Then, median of several runs each:
 
@@ -12,6 +14,8 @@ thumbnails), so the page's bytes are real. Then, median of several runs each:
   matter; with fewer than 500 pages, the last page);
 - filtered + search: kind, model and a prompt word (FTS5) together; and the match count;
 - count: ``browse.count_jobs`` with no filters (the gallery shows it);
+- admin metrics: the Task history page's tables over its default period (30 days) from the daily
+  roll-up (``metrics.rebuild`` fills it after seeding, as the app does when a job ends);
 - gallery / history render: a full ``AppTest`` run of each page (after one warm-up run);
 - the first page's thumbnail bytes against its originals' bytes.
 
@@ -35,9 +39,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert, select, update  # noqa: E402
 
-from mediagen import browse, jobs  # noqa: E402
+from mediagen import browse, jobs, metrics, reports  # noqa: E402
 from mediagen.config import Settings  # noqa: E402
 from mediagen.models import Asset, Job, JobEvent  # noqa: E402
 from mediagen.studio import Studio  # noqa: E402
@@ -74,6 +78,15 @@ WORDS = [
 ]
 MODELS = {"image": ["local-image", "dall-e-3", "gpt-image-1"], "video": ["local-video", "sora-2"]}
 OWNERS = ["ana@example.com", "bo@example.com", "cy@example.com", "local"]
+# Most jobs succeed; the rest fail for a few reasons, time out or are canceled.
+OUTCOMES = [
+    ("succeeded", None),
+    ("failed", "content_policy"),
+    ("failed", "server_error"),
+    ("timed_out", "timed_out"),
+    ("canceled", "canceled"),
+]
+OUTCOME_WEIGHTS = [85, 5, 3, 3, 4]
 SEARCH = {"kinds": ["image"], "models": ["dall-e-3"], "text": "lighthouse"}
 
 
@@ -124,18 +137,22 @@ def seed(studio: Studio, n: int, samples: dict[str, list[dict[str, Any]]], rng: 
     for i in range(n):
         kind = "image" if rng.random() < 0.7 else "video"
         created = now - timedelta(seconds=rng.uniform(60, 90 * 86400))
-        finished = created + timedelta(seconds=rng.uniform(2, 300))
+        finished = created + timedelta(seconds=rng.lognormvariate(2.5 if kind == "image" else 4.5, 0.6))
         job_id = uuid.uuid4().hex
         model = rng.choice(MODELS[kind])
+        status, error_code = rng.choices(OUTCOMES, weights=OUTCOME_WEIGHTS)[0]
+        params = {"size": "1024x1024", "quality": rng.choice(["low", "high"])} if kind == "image" else {"duration": 4}
         job_rows.append(
             {
                 "id": job_id,
                 "kind": kind,
-                "status": "succeeded",
+                "status": status,
+                "error_code": error_code,
+                "error_message": f"{error_code}: seeded" if error_code else None,
                 "provider": "local" if model.startswith("local") else "openai",
                 "model": model,
                 "prompt": " ".join(rng.sample(WORDS, 5)) + f" #{i}",
-                "params": {},
+                "params": params,
                 "owner": rng.choice(OWNERS),
                 "progress": 100,
                 "attempt": 1,
@@ -146,13 +163,21 @@ def seed(studio: Studio, n: int, samples: dict[str, list[dict[str, Any]]], rng: 
                 "updated_at": finished,
             }
         )
+        if status != "succeeded":
+            continue
         sample = samples[kind][i % len(samples[kind])]
         asset_rows.append({**sample, "job_id": job_id, "index": 0, "created_at": finished})
         event_rows.append({"job_id": job_id, "at": finished, "status": "succeeded", "progress": 100})
+    job_rows.sort(key=lambda row: row["created_at"])  # the app inserts each job when it is created
     with studio.db.write() as session:
+        # The sample jobs were inserted first: make them the oldest too, so rowids follow creation
+        # times as they do in a studio's own database.
+        session.execute(update(Job).values(created_at=now - timedelta(days=100)))
         for table, rows in ((Job, job_rows), (Asset, asset_rows), (JobEvent, event_rows)):
             for start in range(0, len(rows), 5000):
                 session.execute(insert(table), rows[start : start + 5000])
+    with studio.db.engine.begin() as connection:
+        metrics.rebuild(connection)  # the roll-up the app keeps as jobs end
 
 
 def _page_500_cursor(studio: Studio) -> str | None:
@@ -162,7 +187,7 @@ def _page_500_cursor(studio: Studio) -> str | None:
         if offset < 0:
             return None
         row = session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).offset(offset).limit(1)).one()
-        return browse.encode_cursor(row)
+        return browse.encode_cursor(row.created_at, row.id)
 
 
 def _render_ms(studio: Studio, page: str) -> float:
@@ -181,6 +206,18 @@ def _render_ms(studio: Studio, page: str) -> float:
             raise RuntimeError(f"{page} failed: {app.exception}")
 
     return _median_ms(run, RENDER_RUNS)
+
+
+def _admin_metrics(studio: Studio) -> None:
+    """What the Task history page computes over its default period (the last 30 days)."""
+    today = datetime.now(UTC).date()
+    period = browse.JobFilters(since=today - timedelta(days=29), until=today)
+    lines = reports.stat_frame(studio, period)
+    reports.overview(studio, lines, period)
+    reports.by_model(studio, lines, period)
+    reports.failure_reasons(studio, lines)
+    reports.usage(lines, "model")
+    reports.usage(lines, "owner")
 
 
 def _page_bytes(studio: Studio) -> tuple[int, int]:
@@ -214,6 +251,7 @@ def measure(n: int, base: Path) -> dict[str, Any]:
             "search": _median_ms(lambda: browse.page_of_jobs(studio, search, limit=PAGE)),
             "matches": browse.count_jobs(studio, search),
             "count": _median_ms(lambda: browse.count_jobs(studio, browse.JobFilters())),
+            "metrics": _median_ms(lambda: _admin_metrics(studio)),
             "gallery": _render_ms(studio, "pages/gallery.py"),
             "history": _render_ms(studio, "pages/task_history.py"),
             "thumbs": thumbs,
@@ -233,20 +271,20 @@ def main() -> None:
     base = results[0]
     print(f"\nGallery at scale: medians in ms ({RUNS} query runs, {RENDER_RUNS} page renders); {os.cpu_count()} CPUs\n")
     print(
-        "| jobs | seed (s) | first page | page 500 | filtered + search (matches) | count | gallery render "
-        "| history render | page thumbnails / originals |"
+        "| jobs | seed (s) | first page | page 500 | filtered + search (matches) | count | admin metrics "
+        "| gallery render | history render | page thumbnails / originals |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         ratio = r["thumbs"] / r["originals"]
         print(
             f"| {r['n']:,} | {r['seed_s']:.1f} | {r['first']:.2f} | {r['page500']:.2f} | {r['search']:.2f} "
-            f"({r['matches']:,}) | {r['count']:.2f} | {r['gallery']:.0f} | {r['history']:.0f} "
+            f"({r['matches']:,}) | {r['count']:.2f} | {r['metrics']:.1f} | {r['gallery']:.0f} | {r['history']:.0f} "
             f"| {r['thumbs'] / 1024:.0f} KiB / {r['originals'] / 1024:.0f} KiB = 1/{1 / ratio:.0f} |"
         )
     last = results[-1]
     print(f"\n{last['n']:,} vs {base['n']:,} (x):")
-    for name in ("first", "page500", "search", "count", "gallery", "history"):
+    for name in ("first", "page500", "search", "count", "metrics", "gallery", "history"):
         print(f"- {name}: {last[name] / base[name]:.2f}x")
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Select, exists, func, literal_column, select, text, tuple_
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Integer, Select, exists, func, literal_column, select, text, tuple_
+from sqlalchemy.orm import Session, selectinload
 
 from .db import Database
 from .errors import InvalidInput
@@ -48,9 +48,10 @@ class JobFilters:
             raise InvalidInput("date range", f"starts {self.since} after it ends {self.until}")
         return self
 
-    def apply(self, query: Q, *, full_text: bool = False) -> Q:
+    def apply(self, query: Q, *, full_text: bool = False, rowids: tuple[int, int] | None = None) -> Q:
         """Add these filters to ``query`` (over ``Job``); ``full_text`` searches prompts through
-        the FTS5 index (see ``has_full_text``) instead of a substring scan."""
+        the FTS5 index (see ``has_full_text``) instead of a substring scan, only among the rows
+        whose rowid lies in ``rowids`` (inclusive) when given."""
         if self.kinds:
             query = query.where(Job.kind.in_(list(self.kinds)))
         if self.statuses:
@@ -64,7 +65,12 @@ class JobFilters:
         if self.text.strip():
             match = fts_query(self.text) if full_text else None
             if match:
-                matching = text("SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH :match").bindparams(match=match)
+                if rowids is None:
+                    matching = text("SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH :match").bindparams(match=match)
+                else:
+                    matching = text(
+                        "SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH :match AND rowid BETWEEN :low AND :high"
+                    ).bindparams(match=match, low=rowids[0], high=rowids[1])
                 query = query.where(literal_column("jobs.rowid").in_(matching))
             else:
                 needle = self.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -114,8 +120,8 @@ class Page:
     next_cursor: str | None  # pass back as ``after`` for the following page
 
 
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{job_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -128,6 +134,59 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("page", "the page link is damaged; start from the first page") from None
 
 
+def seek(query: Q, after: str | None, *, newest_first: bool = True) -> Q:
+    """``query`` (over ``Job``) ordered by (created_at, id) and starting after the row named by
+    the cursor ``after``; the caller adds the limit."""
+    if after:
+        created, job_id = decode_cursor(after)
+        # A row-value comparison, not "a < x OR (a = x AND b < y)": SQLite turns it into one range
+        # over the (created_at, id) index; the OR form made page 500 slower than page 1.
+        position = tuple_(Job.created_at, Job.id)
+        query = query.where(position < (created, job_id) if newest_first else position > (created, job_id))
+    order = (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
+    return query.order_by(*order)
+
+
+# A full-text page looks among this many of the next jobs in page order first, then among eight
+# times as many, and so on: see ``_window``.
+SEARCH_WINDOW = 2000
+
+
+@dataclass(frozen=True)
+class _Window:
+    rows: int
+    created: tuple[datetime, datetime]  # inclusive
+    rowids: tuple[int, int]  # inclusive; every job created in the window has its rowid in here
+
+
+def _window(session: Session, after: str | None, newest_first: bool, rows: int) -> _Window | None:
+    """The next ``rows`` jobs in page order, as a span of creation times and the span of rowids
+    that covers every job created within it; None when fewer jobs are left (search them all).
+
+    Why: the FTS index gives every match at once, so a common word made a search page cost in
+    proportion to the whole library. Jobs are inserted as they are created, so their rowids follow
+    creation order and a rowid span lets FTS5 read only the window's part of each word's list.
+    (When rowids do not follow creation order, the span is just wider: the result is the same.)
+    """
+    position = tuple_(Job.created_at, Job.id)
+    beyond = []
+    if after:
+        cursor = decode_cursor(after)
+        beyond.append(position < cursor if newest_first else position > cursor)
+    order = (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
+    edge = session.scalar(select(Job.created_at).where(*beyond).order_by(*order).offset(rows - 1).limit(1))
+    if edge is None:
+        return None
+    within = Job.created_at >= edge if newest_first else Job.created_at <= edge
+    rowid = literal_column("jobs.rowid", Integer)
+    low, high, first, last = session.execute(
+        select(func.min(rowid), func.max(rowid), func.min(Job.created_at), func.max(Job.created_at)).where(
+            within, *beyond
+        )
+    ).one()
+    return _Window(rows, (first, last), (low, high))
+
+
 def page_of_jobs(
     studio: Studio,
     filters: JobFilters,
@@ -138,20 +197,23 @@ def page_of_jobs(
 ) -> Page:
     if not 1 <= limit <= 200:
         raise InvalidInput("page size", f"{limit} is out of range", "1–200")
-    query = filters.validate().apply(select(Job), full_text=has_full_text(studio.db))
-    query = query.options(selectinload(Job.assets))
-    if after:
-        created, job_id = decode_cursor(after)
-        # A row-value comparison, not "a < x OR (a = x AND b < y)": SQLite turns it into one range
-        # over the (created_at, id) index; the OR form made page 500 slower than page 1.
-        position = tuple_(Job.created_at, Job.id)
-        query = query.where(position < (created, job_id) if newest_first else position > (created, job_id))
-    order = (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
+    filters.validate()
+    full_text = has_full_text(studio.db) and fts_query(filters.text) is not None
     with studio.db.read() as session:
-        rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+        window = SEARCH_WINDOW if full_text else None
+        while True:
+            bounds = _window(session, after, newest_first, window) if window else None
+            query = filters.apply(select(Job), full_text=full_text, rowids=bounds.rowids if bounds else None)
+            if bounds:
+                query = query.where(Job.created_at.between(*bounds.created))
+            query = seek(query.options(selectinload(Job.assets)), after, newest_first=newest_first)
+            rows = list(session.scalars(query.limit(limit + 1)))
+            if bounds is None or len(rows) > limit:
+                break
+            window = bounds.rows * 8
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
 def count_jobs(studio: Studio, filters: JobFilters) -> int:
@@ -160,9 +222,20 @@ def count_jobs(studio: Studio, filters: JobFilters) -> int:
         return int(session.scalar(query) or 0)
 
 
+# Each step seeks the next model name along ix_jobs_model_created, so listing the few models in
+# use costs a few index lookups each, not a scan of every job (SELECT DISTINCT reads them all).
+_DISTINCT_MODELS = text(
+    "WITH RECURSIVE found(model) AS ("
+    " SELECT min(model) FROM jobs"
+    " UNION ALL"
+    " SELECT (SELECT min(model) FROM jobs WHERE model > found.model) FROM found WHERE found.model IS NOT NULL"
+    ") SELECT model FROM found WHERE model IS NOT NULL"
+)
+
+
 def models_in_use(studio: Studio) -> list[str]:
     with studio.db.read() as session:
-        return sorted(session.scalars(select(Job.model).distinct()))
+        return list(session.scalars(_DISTINCT_MODELS))
 
 
 def collections_of(studio: Studio, owner: str) -> list[tuple[int, str]]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import jobs
+from . import jobs, metrics
 from .config import Settings
 from .errors import InvalidInput, MediagenError, NotFound
 from .states import JobKind, JobStatus
@@ -61,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="run a single tick, wait for in-process renders, and exit")
 
     db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument(
+        "action",
+        choices=["upgrade", "rebuild-metrics"],
+        help="rebuild-metrics: recount the admin metrics from the jobs",
+    )
 
     sub.add_parser("models", help="list the models configured here and their options")
 
@@ -185,6 +189,11 @@ def _worker(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def _db(studio: Studio, args: argparse.Namespace) -> int:
+    if args.action == "rebuild-metrics":
+        with studio.db.engine.begin() as connection:
+            counted = metrics.rebuild(connection)
+        print(f"metrics recounted from {counted} finished job(s); deleted jobs are no longer in them", file=sys.stderr)
+        return EXIT_OK
     studio.db.upgrade()  # Studio.open already upgraded; this makes the intent explicit
     print("database is at the latest revision", file=sys.stderr)
     return EXIT_OK

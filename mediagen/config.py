@@ -8,8 +8,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelPrice(BaseModel):
+    """What one model costs in USD: per image by ``size/quality`` (or size, or quality), or per
+    second of video by resolution. The key ``*`` matches anything not listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_image: dict[str, NonNegativeFloat] = {}
+    per_second: dict[str, NonNegativeFloat] = {}
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> ModelPrice:
+        if bool(self.per_image) == bool(self.per_second):
+            raise ValueError("give either per_image or per_second prices (not both, not neither)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -84,6 +109,11 @@ class Settings(BaseSettings):
         True,
         description="Only report what the retention policy would delete (System page); set to false to let "
         "the scheduler delete.",
+    )
+    prices: dict[str, ModelPrice] = Field(
+        {},
+        description="Price table for estimated cost per model, as JSON: "
+        '{"gpt-image-1": {"per_image": {"1024x1024/high": 0.17, "*": 0.04}}, "sora-2": {"per_second": {"*": 0.1}}}.',
     )
     model_deadlines_s: dict[str, int] = Field(
         {},

@@ -1,12 +1,17 @@
-"""Task history as pandas frames for admins: rows, counts, jobs over time, event timelines."""
+"""Task history as pandas frames for admins: pages of jobs, counts, CSV export, event timelines."""
 
 from __future__ import annotations
 
-import pandas as pd
-from sqlalchemy import select
+from collections.abc import Sequence
+from typing import Any
 
+import pandas as pd
+from sqlalchemy import func, select
+
+from . import browse, reports
 from .browse import JobFilters
 from .models import Job, JobEvent, WebhookAttempt, WebhookDelivery
+from .states import ACTIVE_STATUSES, JobStatus
 from .studio import Studio
 
 # Frame column -> the job attribute it comes from; duration_s is computed.
@@ -24,14 +29,33 @@ _SELECTED = {
     "retried_from": Job.retried_from,
 }
 HISTORY_COLUMNS = [*list(_SELECTED)[:8], "duration_s", *list(_SELECTED)[8:]]
-MAX_HISTORY_ROWS = 10_000
+PAGE_ROWS = 100
+EXPORT_ROWS = 100_000
 
 
-def history_frame(studio: Studio, filters: JobFilters, *, limit: int = MAX_HISTORY_ROWS) -> pd.DataFrame:
-    query = filters.validate().apply(select(*_SELECTED.values()))
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+def history_page(
+    studio: Studio, filters: JobFilters, *, after: str | None = None, limit: int | None = None
+) -> tuple[pd.DataFrame, str | None]:
+    """One keyset page of matching jobs, newest first, and the cursor of the next (None at the
+    end): the table costs the same however many jobs match."""
+    limit = limit or PAGE_ROWS
+    query = browse.seek(filters.validate().apply(select(*_SELECTED.values())), after)
     with studio.db.read() as session:
-        rows = session.execute(query).all()
+        rows = session.execute(query.limit(limit + 1)).all()
+    more = len(rows) > limit
+    frame = _frame(rows[:limit])
+    last = frame.iloc[-1] if more else None
+    return frame, None if last is None else browse.encode_cursor(last["created"].to_pydatetime(), last["id"])
+
+
+def export_csv(studio: Studio, filters: JobFilters, *, limit: int = EXPORT_ROWS) -> bytes:
+    """Every matching job (up to ``limit``, newest first) as CSV; built only when asked for."""
+    query = browse.seek(filters.validate().apply(select(*_SELECTED.values())), None).limit(limit)
+    with studio.db.read() as session:
+        return to_csv(_frame(session.execute(query).all()))
+
+
+def _frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(_SELECTED))
     for column in ("created", "started", "finished"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
@@ -39,22 +63,15 @@ def history_frame(studio: Studio, filters: JobFilters, *, limit: int = MAX_HISTO
     return frame[HISTORY_COLUMNS]
 
 
-def status_counts(frame: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in frame["status"].value_counts().items()}
-
-
-def jobs_over_time(frame: pd.DataFrame) -> pd.DataFrame:
-    """Jobs created per hour (a span of up to two days) or per day, one column per status."""
-    if frame.empty:
-        return pd.DataFrame()
-    span = frame["created"].max() - frame["created"].min()
-    bucket = "h" if span <= pd.Timedelta(days=2) else "D"
-    periods = frame["created"].dt.tz_convert(None).dt.floor(bucket)
-    table = frame.assign(period=periods).pivot_table(
-        index="period", columns="status", values="id", aggfunc="count", fill_value=0
-    )
-    table.columns = [str(c) for c in table.columns]
-    return table
+def status_counts(studio: Studio, filters: JobFilters) -> dict[str, int]:
+    """Jobs per status: finished ones from the daily roll-up (so including jobs deleted since),
+    queued and running ones counted live (there are few)."""
+    counts = {status.value: 0 for status in JobStatus} | reports.status_totals(studio, filters)
+    active = [s.value for s in ACTIVE_STATUSES if not filters.statuses or s.value in filters.statuses]
+    query = filters.apply(select(Job.status, func.count()).where(Job.status.in_(active)).group_by(Job.status))
+    with studio.db.read() as session:
+        counts.update({str(status): int(n) for status, n in session.execute(query)})
+    return counts
 
 
 def events_frame(studio: Studio, job_id: str) -> pd.DataFrame:

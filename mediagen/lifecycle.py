@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from .db import Database
 from .ingest import StoredMedia, delete_keys, job_key_prefix
+from .metrics import count_finished
 from .models import Asset, Job, JobEvent, utcnow
 from .states import JobStatus, check_transition
 from .storage.base import Storage
@@ -45,6 +46,7 @@ def record(
         job.finished_at = now
         job.lease_owner = job.lease_until = job.next_poll_at = None
         enqueue_webhook(session, job, status, now)  # same transaction: no final state without its webhook
+        count_finished(session, job)  # and none missing from the metrics, or counted twice
     session.add(JobEvent(job=job, at=now, status=status.value, progress=job.progress, message=message))
 
 

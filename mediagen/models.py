@@ -55,6 +55,8 @@ class Job(Base):
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_model_created", "model", "created_at", "id"),
         Index("ix_jobs_owner_created", "owner", "created_at", "id"),
+        # The latest message of each failure reason, for the admin metrics.
+        Index("ix_jobs_error_code_created", "error_code", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
@@ -237,21 +239,38 @@ class StorageDeletion(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class JobStat(Base):
-    """Daily roll-up of finished jobs, updated in the transaction that ends each job, so metrics
-    over any period read a few rows per day instead of every job."""
-
-    __tablename__ = "job_stats"
+class _DailyLine:
+    """The key both roll-up tables start with: the day a job was created and who made it how."""
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     provider: Mapped[str] = mapped_column(String(64), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
     owner: Mapped[str] = mapped_column(String(255), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class JobStat(_DailyLine, Base):
+    """Daily roll-up of finished jobs (by the day they were created), updated in the transaction
+    that ends each job, so metrics over any period read a few rows per day instead of every job.
+    Deleting a job leaves its line here: what was generated and spent stays in the metrics."""
+
+    __tablename__ = "job_stats"
+
     status: Mapped[str] = mapped_column(String(16), primary_key=True)
     error_code: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" when none
+    # What the price depends on besides the model: "size/quality" of images, resolution of video.
+    # Costs are computed when read, so a price table set or changed later applies to all history.
+    variant: Mapped[str] = mapped_column(String(64), primary_key=True)
     jobs: Mapped[int] = mapped_column(Integer, default=0)
-    seconds_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    seconds_hist: Mapped[list[int]] = mapped_column(JSON, default=list)  # counts per duration bucket
-    usage_units: Mapped[float] = mapped_column(Float, default=0.0)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    seconds_sum: Mapped[float] = mapped_column(Float, default=0.0)  # time to result (created → finished)
+    usage_units: Mapped[float] = mapped_column(Float, default=0.0)  # images, or seconds of video
+
+
+class JobDuration(_DailyLine, Base):
+    """Times to result of succeeded jobs, counted per log-spaced bucket (``metrics.BUCKET_BOUNDS``)
+    and day: percentiles over any period and grouping are a GROUP BY over a few rows."""
+
+    __tablename__ = "job_durations"
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jobs: Mapped[int] = mapped_column(Integer, default=0)

@@ -52,6 +52,22 @@ def stored_files(studio: Studio) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+def run_to_end(studio: Studio, job_id: str, limit_s: float = 30) -> Any:
+    """Tick the poller until the job ends; the job as it ended."""
+    import time
+
+    from mediagen import jobs
+    from mediagen.poller import tick
+    from mediagen.states import JobStatus
+
+    deadline = time.monotonic() + limit_s
+    while not JobStatus(jobs.get_job(studio, job_id).status).is_final:
+        assert time.monotonic() < deadline, f"job {job_id} did not end in {limit_s} s"
+        tick(studio, worker_id="w")
+        time.sleep(0.05)
+    return jobs.get_job(studio, job_id)
+
+
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[tuple[Studio, ScriptedProvider]]:
     """A studio whose registry also holds the scripted provider."""

@@ -68,31 +68,26 @@ def test_a_damaged_page_link_is_refused_clearly(studio) -> None:
         browse.page_of_jobs(studio, browse.JobFilters(), after="not-a-cursor!")
 
 
-def test_history_frame_csv_and_timeline(studio) -> None:
+def test_history_pages_csv_and_timeline(studio) -> None:
     image = jobs.generate_image(studio, "one, with a comma", params={"size": "256x256"})
     video = jobs.cancel_job(studio, jobs.submit_video(studio, "two").id)
-    frame = history.history_frame(studio, browse.JobFilters())
+    queued = jobs.submit_video(studio, "three")
+    frame, cursor = history.history_page(studio, browse.JobFilters(), limit=2)
     assert list(frame.columns) == history.HISTORY_COLUMNS
-    assert list(frame["id"]) == [video.id, image.id]
-    assert frame.set_index("id").loc[image.id, "duration_s"] >= 0
-    assert history.status_counts(frame) == {"canceled": 1, "succeeded": 1}
-    over_time = history.jobs_over_time(frame)
-    assert over_time.to_numpy().sum() == 2 and set(over_time.columns) == {"canceled", "succeeded"}
+    assert list(frame["id"]) == [queued.id, video.id] and cursor is not None
+    older, end = history.history_page(studio, browse.JobFilters(), after=cursor, limit=2)
+    assert list(older["id"]) == [image.id] and end is None
+    assert older.iloc[0]["duration_s"] >= 0
 
-    rows = list(csv.DictReader(io.StringIO(history.to_csv(frame).decode())))
-    assert [r["id"] for r in rows] == [video.id, image.id]
-    assert rows[1]["prompt"] == "one, with a comma"
+    rows = list(csv.DictReader(io.StringIO(history.export_csv(studio, browse.JobFilters()).decode())))
+    assert [r["id"] for r in rows] == [queued.id, video.id, image.id]
+    assert rows[2]["prompt"] == "one, with a comma"
+    canceled = history.export_csv(studio, browse.JobFilters(statuses=["canceled"])).decode()
+    assert [r["id"] for r in csv.DictReader(io.StringIO(canceled))] == [video.id]
 
     timeline = history.events_frame(studio, video.id)
     assert list(timeline["status"]) == ["queued", "canceled"]
     assert timeline.iloc[-1]["message"] == "canceled by the user"
-
-
-def test_jobs_over_time_buckets_by_day_for_long_spans(studio) -> None:
-    for days in (0, 5, 5):
-        _age(studio, jobs.submit_video(studio, "x").id, days)
-    over_time = history.jobs_over_time(history.history_frame(studio, browse.JobFilters()))
-    assert list(over_time["queued"]) == [2, 1]
 
 
 def test_prompt_search_uses_the_full_text_index_and_falls_back_to_substrings(studio) -> None:
@@ -136,3 +131,29 @@ def test_filters_by_favourites_and_collections(studio) -> None:
     assert ids(browse.JobFilters(starred_by="bo")) == []
     assert ids(browse.JobFilters(collection_id=collection_id)) == [grouped.id]
     assert browse.count_jobs(studio, browse.JobFilters(collection_id=collection_id, starred_by="ana")) == 0
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_full_text_pages_searched_window_by_window_match_the_whole_index(studio, monkeypatch, newest_first) -> None:
+    """A search page looks among the next few jobs first, then more; whatever the window and
+    whatever the insertion order, the pages hold exactly the matching jobs, in order, once."""
+    made = []
+    for i in range(40):
+        words = ("fox" if i % 3 == 0 else "crane") + (" dawn" if i % 2 else "")
+        made.append(jobs.submit_video(studio, f"{words} {i}").id)
+    for job_id, days in zip(made[::5], range(8), strict=False):  # some rows created out of rowid order
+        _age(studio, job_id, days + 1)
+    monkeypatch.setattr(browse, "SEARCH_WINDOW", 3)
+    for typed in ("fox", "dawn fox", "cran", "nothing"):
+        filters = browse.JobFilters(text=typed)
+        everything = browse.seek(filters.apply(select(Job), full_text=True), None, newest_first=newest_first)
+        with studio.db.read() as session:
+            expected = [job.id for job in session.scalars(everything)]
+        seen, cursor = [], None
+        while True:
+            page = browse.page_of_jobs(studio, filters, after=cursor, limit=4, newest_first=newest_first)
+            seen += [job.id for job in page.jobs]
+            if (cursor := page.next_cursor) is None:
+                break
+        assert seen == expected, typed
+        assert len(expected) == {"fox": 14, "dawn fox": 7, "cran": 26, "nothing": 0}[typed]

@@ -34,6 +34,12 @@ VIDEO_READY = "() => [...document.querySelectorAll('video')].some(v => v.readySt
 THUMBS_LOADED = """() => { const t = [...document.querySelectorAll("img[src$='.thumb.webp']")];
     return t.length >= 2 && t.every(i => i.complete && i.naturalWidth > 0) }"""
 
+# Charts and tables draw into canvases after the page's text is there.
+DRAWN = """(tables) => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+    .filter(t => t.offsetParent !== null && t.querySelector("canvas")).length >= tables
+    && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+    .filter(c => c.offsetParent !== null).every(c => c.querySelector("canvas, svg"))"""
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[AppServer]:
@@ -119,8 +125,15 @@ def test_gallery_shows_thumbnails_and_opens_details(page, shots) -> None:
 
 def test_task_history_downloads_the_rows_as_csv(page, shots) -> None:
     _open(page, "Task history")
-    page.get_by_text("Download CSV").wait_for()
-    page.screenshot(path=shots / "task-history.png")
+    page.get_by_text("Jobs per day").wait_for()
+    page.wait_for_function(DRAWN, arg=1)
+    page.screenshot(path=shots / "task-history.png", full_page=True)
+    page.get_by_role("tab", name="Usage & cost").click()
+    page.get_by_text("Per user").wait_for()
+    page.wait_for_function(DRAWN, arg=2)
+    page.screenshot(path=shots / "task-history-usage.png")
+    page.get_by_role("tab", name="Jobs").click()
+    page.get_by_role("button", name="Download CSV").wait_for()
     with page.expect_download() as info:
         page.get_by_role("button", name="Download CSV").click()
     rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))

@@ -139,8 +139,11 @@ def test_jobs_cancel_and_retry(cli) -> None:
     assert missing.returncode == 2 and "no job with id 'nope'" in missing.stderr
 
 
-def test_db_upgrade_and_models(cli) -> None:
+def test_db_upgrade_rebuild_metrics_and_models(cli) -> None:
     assert cli("db", "upgrade").returncode == 0
+    assert cli("image", "a cube", "--size", "256x256").returncode == 0
+    rebuilt = cli("db", "rebuild-metrics")
+    assert rebuilt.returncode == 0 and "recounted from 1 finished job(s)" in rebuilt.stderr
     models = json.loads(cli("models").stdout)
     assert {m["name"] for m in models} == {"local-image", "local-video"}
 

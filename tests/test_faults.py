@@ -713,7 +713,8 @@ def test_processes_starting_together_on_a_fresh_data_dir_all_come_up(tmp_path: P
         for proc in procs:
             _, err = proc.communicate(timeout=120)
             if proc.returncode != 0:
-                last = err.strip().splitlines()[-1] if err.strip() else ""
+                errors = [line for line in err.splitlines() if "Error" in line]
+                last = errors[0] if errors else err.strip()[-300:]
                 failures.append(f"round {round_}: exit {proc.returncode}: {last}")
     # Was a BUG until 9e48664 (migrations/env.py now takes the write lock up front): the upgrade ran
     # in a deferred transaction that read alembic_version and then wrote, so a concurrent starter

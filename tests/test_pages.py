@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from mediagen import jobs
+from mediagen import history, jobs
+from mediagen.config import ModelPrice
 from mediagen.poller import tick
 from mediagen.states import JobStatus
 
@@ -143,29 +144,55 @@ def test_prompts_render_as_text_not_html(app, studio) -> None:
     assert XSS in _texts(app)
 
 
-def test_task_history_filters_and_timeline(app, studio) -> None:
-    image = jobs.generate_image(studio, "one", params={"size": "256x256"})
+def _frame_with(app, column: str):
+    [frame] = [d.value for d in app.dataframe if column in d.value.columns]
+    return frame
+
+
+def test_task_history_metrics_usage_and_jobs(app, studio, scripted_failure) -> None:
+    studio.settings = studio.settings.model_copy(
+        update={"prices": {"local-image": ModelPrice(per_image={"256x256": 0.04})}}
+    )
+    image = jobs.generate_image(studio, "one", params={"size": "256x256", "n": 2})
     video = jobs.cancel_job(studio, jobs.submit_video(studio, "two").id)
+    failed = scripted_failure("refused: not allowed")
     app.switch_page("pages/task_history.py").run()
-    table = app.dataframe[0].value
-    assert list(table["id"]) == [video.id, image.id]
-    assert {
-        "id",
-        "kind",
-        "status",
-        "model",
-        "prompt",
-        "created",
-        "started",
-        "finished",
-        "duration_s",
-        "attempts",
-        "error",
-    } <= set(table.columns)
-    assert [m.value for m in app.metric if m.label == "Canceled"] == ["1"]
+    assert not app.exception, app.exception
+    assert [t.label for t in app.tabs] == ["Overview", "Usage & cost", "Jobs"]
+    shown = {m.label: m.value for m in app.metric}
+    assert (shown["Jobs"], shown["Canceled"], shown["Failed"], shown["Succeeded"]) == ("3", "1", "1", "1")
+    assert shown["Success rate"] == "50.0%" and shown["Estimated cost"] == "$0.08"
+
+    per_model = _frame_with(app, "p95_s").set_index("model")
+    assert per_model.loc["local-image", "succeeded"] == 1 and per_model.loc["scripted-image", "failed"] == 1
+    reasons = _frame_with(app, "latest_message")
+    assert reasons.iloc[0][["reason", "latest_message"]].tolist() == ["content_policy", "refused: not allowed"]
+    per_user = _frame_with(app, "owner")
+    assert per_user.iloc[0][["owner", "images", "cost_usd"]].tolist() == ["local", 2, "$0.08"]
+    assert not [c.value for c in app.caption if "No price set" in c.value]  # nothing unpriced was made
+
+    table = _frame_with(app, "prompt")
+    assert list(table["id"]) == [failed.id, video.id, image.id]
     app.multiselect(key="h-status").select("canceled").run()
-    table = app.dataframe[0].value
+    table = _frame_with(app, "prompt")
     assert list(table["id"]) == [video.id] and table.iloc[0]["error"] == "canceled by the user"
+    per_model = _frame_with(app, "p95_s")
+    assert per_model[["model", "jobs", "canceled"]].values.tolist() == [["local-video", 1, 1]]
+
+
+def test_task_history_pages_through_jobs(app, studio, monkeypatch) -> None:
+    monkeypatch.setattr(history, "PAGE_ROWS", 2)
+    made = [jobs.submit_video(studio, f"clip {i}").id for i in range(5)]
+    app.switch_page("pages/task_history.py").run()
+    seen = []
+    while True:
+        seen += list(_frame_with(app, "prompt")["id"])
+        if app.button(key="h-next").disabled:
+            break
+        app.button(key="h-next").click().run()
+    assert seen == made[::-1]
+    app.button(key="h-prev").click().run()
+    assert list(_frame_with(app, "prompt")["id"]) == made[::-1][2:4]
 
 
 def test_system_page_reports_and_self_checks(app, studio) -> None:

@@ -30,6 +30,7 @@ from mediagen.states import JobStatus
 from mediagen.studio import Studio
 from mediagen.webhooks import backoff_s, deliver_due
 
+from .conftest import run_to_end
 from .servers import free_port
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -103,12 +104,7 @@ def hooked(tmp_path: Path) -> Iterator[Studio]:
 
 def _finished_video(studio: Studio, url: str) -> Job:
     job = jobs.submit_video(studio, "waves", model="local-video", params=SMALL, webhook_url=url)
-    deadline = time.monotonic() + 30
-    while not JobStatus(jobs.get_job(studio, job.id).status).is_final:
-        assert time.monotonic() < deadline, "the video did not finish"
-        tick(studio, worker_id="w")
-        time.sleep(0.05)
-    return jobs.get_job(studio, job.id)
+    return run_to_end(studio, job.id)
 
 
 def _deliver_until_settled(studio: Studio, limit_s: float = 20) -> list[WebhookDelivery]:

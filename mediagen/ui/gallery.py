@@ -1,4 +1,4 @@
-"""Gallery pieces: filter inputs, the card grid, and keyset paging kept in session state."""
+"""Gallery pieces: filter inputs, the card grid and its pager."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import streamlit as st
 from mediagen.models import Job
 from mediagen.states import JobKind, JobStatus
 from mediagen.studio import Studio
-from mediagen.ui import widgets
+from mediagen.ui import links, widgets
 from mediagen.ui.media import job_dialog
+from mediagen.ui.paging import Pager
 
 GRID_COLUMNS = 4
 
@@ -59,34 +60,4 @@ def _card(studio: Studio, job: Job) -> None:
             job_dialog(studio, job.id)
 
 
-class _Pager:
-    """Keyset paging: a stack of cursors, reset whenever the filters change. A page opened from a
-    link starts a stack of its own; "Previous" from there returns to the first page."""
-
-    KEY = "gallery-pages"
-
-    def current(self, filters: object, order: str | None, size: int) -> str | None:
-        signature = repr((filters, order, size))
-        state = st.session_state.setdefault(self.KEY, {"signature": signature, "stack": [None]})
-        if state["signature"] != signature:
-            if state.pop("from_link", False):  # the link's filters are these: keep its page
-                state["signature"] = signature
-            else:
-                state.update(signature=signature, stack=[None])
-        return state["stack"][-1]
-
-    def number(self) -> int:
-        return len(st.session_state[self.KEY]["stack"])
-
-    def controls(self, next_cursor: str | None) -> None:
-        stack = st.session_state[self.KEY]["stack"]
-        with st.container(horizontal=True):
-            if st.button("‹ Previous", key="g-prev", disabled=len(stack) == 1):
-                stack.pop()
-                st.rerun()
-            if st.button("Next ›", key="g-next", disabled=next_cursor is None):
-                stack.append(next_cursor)
-                st.rerun()
-
-
-pager = _Pager()
+pager = Pager(links.PAGE_STACK, "g")
