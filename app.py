@@ -3,10 +3,10 @@
 from contextlib import asynccontextmanager
 
 import streamlit as st
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mediagen import runtime
+from mediagen import runtime, web
 from mediagen.config import Settings
 from mediagen.ui.navigation import build_navigation
 
@@ -27,7 +27,10 @@ async def lifespan(_app):
 app = st.App(
     __file__,
     # The local storage backend's files, on the app's own port, with Range support (206).
-    routes=[Mount("/cdn", app=StaticFiles(directory=_settings.media_dir), name="cdn")],
+    routes=[
+        Mount("/cdn", app=StaticFiles(directory=_settings.media_dir), name="cdn"),
+        Route("/library/zip", web.zip_download, methods=["GET"]),
+    ],
     lifespan=lifespan,
 )
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, exists, func, not_, or_, select
 
+from .library import delete_jobs
 from .models import Asset, CollectionAsset, Favourite, Job, utcnow
 from .states import FINAL_STATUSES
 from .studio import Studio
@@ -74,3 +75,21 @@ def report(studio: Studio, now: datetime | None = None) -> RetentionReport | Non
         kept=int(kept or 0),
         dry_run=studio.settings.retention_dry_run,
     )
+
+
+RETENTION_BATCH = 500
+
+
+def apply(studio: Studio, now: datetime | None = None) -> int:
+    """Delete what the policy says, a batch at a time, oldest first; only with the policy set and
+    the dry run turned off. Returns the number of jobs deleted."""
+    cutoff = _cutoff(studio, now)
+    if cutoff is None or studio.settings.retention_dry_run:
+        return 0
+    deleted = 0
+    while True:
+        with studio.db.read() as session:
+            batch = list(session.scalars(expired_jobs(cutoff).limit(RETENTION_BATCH)))
+        if not batch:
+            return deleted
+        deleted += delete_jobs(studio, batch).jobs

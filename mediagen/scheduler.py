@@ -7,10 +7,13 @@ next interval boundary happens to fall."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from . import retention
+from .library import drain_deletions
 from .models import WorkerHeartbeat, utcnow
 from .poller import default_worker_id, tick
 from .studio import Studio
@@ -42,6 +45,14 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
         log.exception("webhook delivery failed")
         error = error or f"{type(exc).__name__}: {exc}"
     try:
+        # Objects of deleted jobs that could not be removed at once, and (hourly) the retention policy.
+        outcomes.update({f"deletions_{k}": v for k, v in drain_deletions(studio).items()})
+        if _retention_due(studio) and (removed := retention.apply(studio)):
+            outcomes["retention_deleted"] = removed
+    except Exception as exc:
+        log.exception("library housekeeping failed")
+        error = error or f"{type(exc).__name__}: {exc}"
+    try:
         with studio.db.write() as session:
             beat = session.get(WorkerHeartbeat, worker_id) or WorkerHeartbeat(worker_id=worker_id, ticks=0)
             beat.last_tick_at = utcnow()
@@ -54,6 +65,22 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
     return outcomes
 
 
+RETENTION_EVERY_S = 3600
+_retention_last_run: dict[int, float] = {}
+
+
+def _retention_due(studio: Studio) -> bool:
+    """At most once an hour per process and studio, and only with the policy on and for real."""
+    if studio.settings.retention_days is None or studio.settings.retention_dry_run:
+        return False
+    now = time.monotonic()
+    last = _retention_last_run.get(id(studio))
+    if last is not None and now - last < RETENTION_EVERY_S:
+        return False
+    _retention_last_run[id(studio)] = now
+    return True
+
+
 def poll_while_busy(studio: Studio, worker_id: str) -> None:
     """Ticks back to back until one finds nothing to poll; then the interval trigger takes over.
 
@@ -63,7 +90,7 @@ def poll_while_busy(studio: Studio, worker_id: str) -> None:
     """
     while not studio.stopping.is_set():
         outcomes = run_tick(studio, worker_id)
-        if not any(not name.startswith("webhook_") for name in outcomes):
+        if not any(not name.startswith(("webhook_", "deletions_", "retention_")) for name in outcomes):
             return
 
 

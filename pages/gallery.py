@@ -3,6 +3,7 @@ import streamlit as st
 from mediagen import browse
 from mediagen.errors import MediagenError
 from mediagen.states import JobKind, JobStatus
+from mediagen.ui import library as library_ui
 from mediagen.ui import links, services, widgets
 from mediagen.ui.gallery import card_grid, date_range, pager
 
@@ -43,6 +44,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     starred = st.toggle("Starred only", key="g-starred")
     order = st.segmented_control("Order", ["Newest", "Oldest"], key="g-order")
     size = st.selectbox("Per page", browse.PAGE_SIZES, key="g-size", width=100)
+    selecting = st.toggle("Select", key="g-selecting", help="Pick jobs to collect, download as a zip or delete")
 
 filters = browse.JobFilters(
     kinds=kinds,
@@ -77,6 +79,16 @@ links.write_link(
     },
     cursor,
 )
-st.caption(f"{total:,} job(s) match · page {pager.number()}")
-card_grid(studio, page.jobs)
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.caption(f"{total:,} job(s) match · page {pager.number()}")
+    if collection is not None:
+        name = collections[collection]
+        st.link_button(
+            "Download collection as zip",
+            library_ui.zip_url(collection=collection, name=name),
+            icon=":material/folder_zip:",
+        )
+if selecting:
+    library_ui.bulk_actions(studio, owner, page.jobs)
+card_grid(studio, page.jobs, owner, selecting=selecting)
 pager.controls(page.next_cursor)

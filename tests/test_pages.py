@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
-from mediagen import history, jobs
+from mediagen import browse, history, jobs, library
 from mediagen.config import ModelPrice
 from mediagen.poller import tick
 from mediagen.states import JobStatus
+
+from .conftest import stored_files
 
 XSS = "<img src=x onerror=alert(1)> **bold**"
 
@@ -239,3 +242,56 @@ def test_gallery_view_lives_in_its_link(app, studio) -> None:
     assert shared.text_input(key="g-text").value == "harbour"
     assert [t for t in _texts(shared) if t.startswith("harbour")] == second_page
     assert any("ignored status='done'" in c.value and "allowed:" in c.value for c in shared.caption)
+
+
+def test_details_dialog_stars_collects_and_deletes_after_asking(app, studio) -> None:
+    job = jobs.generate_image(studio, "a keeper", params={"size": "256x256"})
+    [asset] = job.assets
+    app.switch_page("pages/gallery.py").run()
+    app.button(key=f"open-{job.id}").click().run()
+    app.button(key=f"star-{asset.id}").click().run()
+    assert library.starred(studio, "local", [asset.id]) == {asset.id}
+    assert app.button(key=f"star-{asset.id}").label == "Starred"
+    app.text_input(key=f"collect-{asset.id}-new").input("Launch").run()
+    app.button(key=f"collect-{asset.id}-add").click().run()
+    [(collection_id, name)] = browse.collections_of(studio, "local")
+    assert name == "Launch" and library.collections_holding(studio, "local", asset.id) == [collection_id]
+
+    app.button(key=f"dialog-delete-{job.id}").click().run()
+    assert any("cannot be undone" in w.value for w in app.warning)
+    assert jobs.get_job(studio, job.id)  # asked, not deleted yet
+    app.button(key=f"dialog-delete-{job.id}-yes").click().run()
+    assert not app.exception, app.exception
+    assert jobs.list_jobs(studio) == [] and stored_files(studio) == []
+    assert "a keeper" not in _texts(app)
+
+
+def test_gallery_selection_collects_zips_and_deletes(app, studio) -> None:
+    made = [jobs.generate_image(studio, f"pick {i}", params={"size": "256x256"}) for i in range(3)]
+    app.switch_page("pages/gallery.py").run()
+    app.toggle(key="g-selecting").set_value(True).run()
+    for job in made[:2]:
+        app.checkbox(key=f"sel-{job.id}").check().run()
+    assert any(c.value == "2 selected" for c in app.caption)
+    [zip_link] = [b for b in app.get("link_button") if b.proto.label == "Download zip"]
+    assert zip_link.proto.url == "/library/zip?" + urlencode(
+        {"jobs": ",".join(sorted(j.id for j in made[:2])), "name": "selection"}
+    )
+    app.text_input(key="bulk-collect-new").input("Shortlist").run()
+    app.button(key="bulk-collect-add").click().run()
+    [(collection_id, _)] = browse.collections_of(studio, "local")
+    picked = {a.id for j in made[:2] for a in j.assets}
+    assert {library.collections_holding(studio, "local", i)[0] for i in picked} == {collection_id}
+
+    app.run()  # the collection filter lists it from the next run on
+    app.selectbox(key="g-collection").set_value(collection_id).run()
+    [collection_zip] = [b for b in app.get("link_button") if b.proto.label == "Download collection as zip"]
+    assert collection_zip.proto.url == f"/library/zip?collection={collection_id}&name=Shortlist"
+    app.selectbox(key="g-collection").set_value(None).run()
+
+    app.button(key="bulk-delete").click().run()
+    app.button(key="bulk-delete-yes").click().run()
+    assert not app.exception, app.exception
+    assert [j.id for j in jobs.list_jobs(studio)] == [made[2].id]
+    assert all(made[2].id in f for f in stored_files(studio))
+    assert any(c.value == "0 selected" for c in app.caption)

@@ -7,11 +7,13 @@ from typing import Any
 
 import streamlit as st
 
+from mediagen import library
 from mediagen.models import Job
 from mediagen.states import JobKind, JobStatus
 from mediagen.studio import Studio
+from mediagen.ui import library as library_ui
 from mediagen.ui import links, widgets
-from mediagen.ui.media import job_dialog
+from mediagen.ui.media import details_if_open, open_details
 from mediagen.ui.paging import Pager
 
 GRID_COLUMNS = 4
@@ -28,18 +30,20 @@ def date_range(label: str, key: str) -> tuple[date | None, date | None]:
     return None, None
 
 
-def card_grid(studio: Studio, jobs: list[Job]) -> None:
+def card_grid(studio: Studio, jobs: list[Job], owner: str, *, selecting: bool = False) -> None:
     if not jobs:
         st.info("Nothing matches. Generate something in the Image or Video studio.")
         return
+    details_if_open(studio, owner)
+    stars = library.starred(studio, owner, [asset.id for job in jobs for asset in job.assets])
     for start in range(0, len(jobs), GRID_COLUMNS):
         columns = st.columns(GRID_COLUMNS)
         for job, column in zip(jobs[start : start + GRID_COLUMNS], columns, strict=False):
             with column:
-                _card(studio, job)
+                _card(studio, job, owner, starred=any(asset.id in stars for asset in job.assets), selecting=selecting)
 
 
-def _card(studio: Studio, job: Job) -> None:
+def _card(studio: Studio, job: Job, owner: str, *, starred: bool, selecting: bool) -> None:
     with st.container(border=True, key=f"card-{job.id}"):
         first = job.assets[0] if job.assets else None
         if first is not None and first.thumbnail_key:
@@ -54,10 +58,14 @@ def _card(studio: Studio, job: Job) -> None:
             st.badge("video" if job.kind == JobKind.VIDEO else "image", color="gray")
             if len(job.assets) > 1:
                 st.badge(f"×{len(job.assets)}", color="gray")
+            if starred:
+                st.badge("starred", icon=":material/star:", color="orange")
         st.text(job.prompt if len(job.prompt) <= 90 else job.prompt[:87] + "…")
         st.caption(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M}")
-        if st.button("Details", key=f"open-{job.id}", icon=":material/open_in_full:"):
-            job_dialog(studio, job.id)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            open_details(job.id, key=f"open-{job.id}")
+            if selecting:
+                library_ui.select_box(job)
 
 
 pager = Pager(links.PAGE_STACK, "g")

@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from mediagen import derive, jobs
+from mediagen import derive, jobs, library
 from mediagen.errors import MediagenError
 from mediagen.models import Asset, Job
 from mediagen.states import RETRYABLE_STATUSES, JobKind, JobStatus
 from mediagen.studio import Studio
+from mediagen.ui import library as library_ui
 from mediagen.ui import widgets
 
 
@@ -98,10 +99,39 @@ def retry_button(studio: Studio, job: Job, key: str) -> None:
             st.toast(f"Retry started as job {new.id}")
 
 
-@st.dialog("Job details", width="large")
-def job_dialog(studio: Studio, job_id: str) -> None:
-    job = jobs.get_job(studio, job_id)
+# The job whose details are open: the dialog is drawn on every run until it is dismissed, so
+# what is done inside it (star, collect, confirm a delete) happens with it still open.
+OPEN_JOB = "details-open"
+
+
+def open_details(job_id: str, key: str) -> None:
+    st.button(
+        "Details",
+        key=key,
+        icon=":material/open_in_full:",
+        on_click=lambda: st.session_state.__setitem__(OPEN_JOB, job_id),
+    )
+
+
+def _forget_details() -> None:
+    st.session_state.pop(OPEN_JOB, None)
+
+
+def details_if_open(studio: Studio, owner: str) -> None:
+    if job_id := st.session_state.get(OPEN_JOB):
+        job_dialog(studio, job_id, owner)
+
+
+@st.dialog("Job details", width="large", on_dismiss=_forget_details)
+def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
+    try:
+        job = jobs.get_job(studio, job_id)
+    except MediagenError as exc:  # deleted meanwhile
+        _forget_details()
+        widgets.show_error(exc)
+        return
     widgets.status_badge(job.status)
+    stars = library.starred(studio, owner, [asset.id for asset in job.assets])
     for asset in job.assets:
         if job.kind == JobKind.VIDEO:
             play(studio, asset)
@@ -110,6 +140,9 @@ def job_dialog(studio: Studio, job_id: str) -> None:
         st.caption(describe(asset))
         widgets.copyable_url(studio.storage.url(asset.key))
         format_downloads(studio, job, asset)
+        with st.container(horizontal=True):
+            library_ui.star_button(studio, owner, asset, asset.id in stars)
+            library_ui.collect_popover(studio, owner, [asset.id], key=f"collect-{asset.id}")
     widgets.job_error(job)
     st.text("Prompt")
     st.code(job.prompt, language=None, wrap_lines=True)
@@ -122,4 +155,10 @@ def job_dialog(studio: Studio, job_id: str) -> None:
     chain = jobs.retry_chain(studio, job.id)
     if len(chain) > 1:
         st.text("Retry chain: " + " → ".join(f"{j.id} ({j.status})" for j in chain))
-    retry_button(studio, job, key=f"dialog-retry-{job.id}")
+    with st.container(horizontal=True):
+        retry_button(studio, job, key=f"dialog-retry-{job.id}")
+        if JobStatus(job.status).is_final and library_ui.delete_with_confirmation(
+            studio, [job.id], f"dialog-delete-{job.id}", files=len(job.assets)
+        ):
+            _forget_details()
+            st.rerun()  # the whole page, without the dialog of a job that is gone

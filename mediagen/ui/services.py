@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from mediagen import runtime
 from mediagen.studio import Studio
-
-LOCAL_OWNER = "local"
+from mediagen.web import LOCAL_OWNER
 
 
 def studio() -> Studio:

@@ -1,0 +1,127 @@
+"""Library actions in the gallery and the details dialog: star, collect, zip, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from mediagen import browse, library
+from mediagen.errors import MediagenError
+from mediagen.models import Asset, Job
+from mediagen.states import JobStatus
+from mediagen.studio import Studio
+from mediagen.ui import widgets
+
+SELECTED = "g-selected"
+
+
+def zip_url(**query: str | int) -> str:
+    return "/library/zip?" + urlencode(query)
+
+
+def star_button(studio: Studio, owner: str, asset: Asset, starred: bool) -> None:
+    label, icon = ("Starred", ":material/star:") if starred else ("Star", ":material/star_border:")
+    st.button(
+        label,
+        key=f"star-{asset.id}",
+        icon=icon,
+        help="Star it to find it again; retention keeps it",
+        on_click=library.toggle_star,  # before the rerun, so the button shows the new state
+        args=(studio, owner, asset.id),
+    )
+
+
+def collect_popover(studio: Studio, owner: str, asset_ids: Sequence[int], key: str) -> None:
+    """Add the assets to one of the user's collections, or to a new one."""
+    with st.popover("Add to collection", icon=":material/collections_bookmark:"):
+        existing = dict(browse.collections_of(studio, owner))
+        chosen = st.selectbox(
+            "Collection", list(existing), format_func=existing.get, index=None, key=f"{key}-pick", placeholder="Choose"
+        )
+        new_name = st.text_input("…or a new one", key=f"{key}-new", max_chars=library.MAX_NAME_CHARS)
+        if st.button("Add", key=f"{key}-add", type="primary", disabled=chosen is None and not new_name.strip()):
+            try:
+                target = chosen if chosen is not None else library.create_collection(studio, owner, new_name).id
+                added = library.add_to_collection(studio, owner, target, asset_ids)
+            except MediagenError as exc:
+                widgets.show_error(exc)
+            else:
+                name = existing.get(target, new_name.strip())
+                st.toast(f"Added {added} file(s) to {name}" if added else f"Already in {name}")
+
+
+def delete_with_confirmation(studio: Studio, job_ids: Sequence[str], key: str, *, files: int) -> bool:
+    """A Delete button that asks first; True once the jobs are deleted."""
+    confirming = f"{key}-confirming"
+
+    def ask(answer: bool) -> None:
+        st.session_state[confirming] = answer
+
+    if not st.session_state.get(confirming):
+        st.button("Delete", key=key, icon=":material/delete:", on_click=ask, args=(True,))
+        return False
+    st.warning(
+        f"Delete {len(job_ids)} job(s) and their {files} file(s), thumbnails and converted copies? "
+        "This cannot be undone."
+    )
+    with st.container(horizontal=True):
+        confirmed = st.button("Delete for good", key=f"{key}-yes", type="primary", icon=":material/delete_forever:")
+        st.button("Keep", key=f"{key}-no", on_click=ask, args=(False,))
+    if not confirmed:
+        return False
+    st.session_state[confirming] = False
+    try:
+        done = library.delete_jobs(studio, job_ids)
+    except MediagenError as exc:
+        widgets.show_error(exc)
+        return False
+    note = f" ({done.objects_pending} file(s) will be removed on a later try)" if done.objects_pending else ""
+    st.toast(f"Deleted {done.jobs} job(s){note}")
+    return True
+
+
+def selection(jobs_on_page: Sequence[Job] = ()) -> set[str]:
+    """The selected job ids, kept across pages; the page's checkboxes (whose new values are in
+    session state before the run starts) are applied first, so counts above the grid are current."""
+    chosen: set[str] = st.session_state.setdefault(SELECTED, set())
+    for job in jobs_on_page:
+        ticked = st.session_state.get(f"sel-{job.id}")
+        if ticked is True:
+            chosen.add(job.id)
+        elif ticked is False:
+            chosen.discard(job.id)
+    return chosen
+
+
+def select_box(job: Job) -> None:
+    st.checkbox("Select", value=job.id in selection(), key=f"sel-{job.id}")
+
+
+def _clear_selection() -> None:
+    for job_id in st.session_state.pop(SELECTED, set()):
+        st.session_state.pop(f"sel-{job_id}", None)
+
+
+def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> None:
+    """What can be done with the selected jobs: collect, zip, delete."""
+    chosen = selection(jobs_on_page)
+    known = {job.id: job for job in jobs_on_page}
+    with st.container(horizontal=True, vertical_alignment="center", key="g-bulk"):
+        st.caption(f"{len(chosen)} selected")
+        if not chosen:
+            return
+        selected_jobs = [known[i] for i in chosen if i in known]
+        asset_ids = [asset.id for job in selected_jobs for asset in job.assets]
+        collect_popover(studio, owner, asset_ids, key="bulk-collect")
+        st.link_button(
+            "Download zip", zip_url(jobs=",".join(sorted(chosen)), name="selection"), icon=":material/folder_zip:"
+        )
+        files = sum(len(job.assets) for job in selected_jobs)
+        if any(not JobStatus(job.status).is_final for job in selected_jobs):
+            st.caption("Queued or running jobs can't be deleted; cancel them first.")
+        elif delete_with_confirmation(studio, sorted(chosen), "bulk-delete", files=files):
+            _clear_selection()
+            st.rerun()
+        st.button("Clear selection", key="g-clear", on_click=_clear_selection)

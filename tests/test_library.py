@@ -1,0 +1,222 @@
+"""Stars, collections, deleting jobs with every stored object, and zip downloads: against a real
+SQLite database, the local storage folder, and S3 in moto's server over real HTTP."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from mediagen import derive, jobs, library, retention
+from mediagen.config import Settings
+from mediagen.errors import InvalidInput, NotFound
+from mediagen.models import Asset, CollectionAsset, Favourite, Job, JobEvent, StorageDeletion
+from mediagen.scheduler import run_tick
+from mediagen.studio import Studio
+
+from .conftest import stored_files
+from .s3_server import AWS_ENV, client, moto_server, new_bucket
+from .test_retention import _age
+
+SMALL = {"size": "256x256"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_studio(request, tmp_path, monkeypatch) -> Iterator[Studio]:
+    if request.param == "local":
+        settings = Settings(data_dir=tmp_path / "data", public_base_url="http://127.0.0.1:9/cdn")
+    else:
+        for name, value in AWS_ENV.items():
+            monkeypatch.setenv(name, value)
+        endpoint = request.getfixturevalue("s3_endpoint")
+        settings = Settings(
+            data_dir=tmp_path / "data", storage="s3", s3_bucket=new_bucket(endpoint), s3_endpoint_url=endpoint
+        )
+    opened = Studio.open(settings)
+    yield opened
+    opened.close()
+
+
+def objects(studio: Studio) -> list[str]:
+    """Every object the studio's storage holds."""
+    settings = studio.settings
+    if settings.storage == "local":
+        return stored_files(studio)
+    listed = client(settings.s3_endpoint_url).list_objects_v2(Bucket=settings.s3_bucket).get("Contents", [])
+    return sorted(item["Key"] for item in listed)
+
+
+def _count(studio: Studio, model: type) -> int:
+    with studio.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_stars_toggle_per_user(studio) -> None:
+    job = jobs.generate_image(studio, "a star", params=SMALL)
+    asset_id = job.assets[0].id
+    assert library.toggle_star(studio, "ana", asset_id) is True
+    assert library.starred(studio, "ana", [asset_id]) == {asset_id}
+    assert library.starred(studio, "bo", [asset_id]) == set()
+    assert library.toggle_star(studio, "ana", asset_id) is False
+    assert library.starred(studio, "ana", [asset_id]) == set()
+    with pytest.raises(NotFound, match="no asset with id 999"):
+        library.toggle_star(studio, "ana", 999)
+
+
+def test_collections_are_named_per_owner_and_hold_assets_once(studio) -> None:
+    job = jobs.generate_image(studio, "two", params={**SMALL, "n": 2})
+    ids = [a.id for a in job.assets]
+    picks = library.create_collection(studio, "ana", "  Launch   picks ")
+    assert picks.name == "Launch picks"
+    assert library.create_collection(studio, "bo", "Launch picks").id != picks.id  # another owner's
+    with pytest.raises(InvalidInput) as taken:
+        library.create_collection(studio, "ana", "Launch picks")
+    assert taken.value.field == "collection name" and "already have" in str(taken.value)
+    for bad, problem in (("   ", "must not be empty"), ("x" * 121, "121 characters long")):
+        with pytest.raises(InvalidInput, match=problem):
+            library.create_collection(studio, "ana", bad)
+
+    assert library.add_to_collection(studio, "ana", picks.id, ids) == 2
+    assert library.add_to_collection(studio, "ana", picks.id, ids) == 0  # already there
+    assert library.collections_holding(studio, "ana", ids[0]) == [picks.id]
+    with pytest.raises(NotFound):  # not bo's collection to fill
+        library.add_to_collection(studio, "bo", picks.id, ids)
+    library.remove_from_collection(studio, "ana", picks.id, ids[:1])
+    assert library.collections_holding(studio, "ana", ids[0]) == []
+    library.rename_collection(studio, "ana", picks.id, "Final picks")
+    library.delete_collection(studio, "ana", picks.id)
+    assert _count(studio, CollectionAsset) == 0 and _count(studio, Asset) == 2  # the assets stay
+
+
+def test_deleting_jobs_removes_rows_and_every_object(any_studio) -> None:
+    studio = any_studio
+    keep = jobs.generate_image(studio, "keep me", params=SMALL)
+    kept_objects = objects(studio)
+    gone = jobs.generate_image(studio, "delete me", params={**SMALL, "n": 2})
+    derive.derive(studio.storage, gone.assets[0], gone.kind, "webp")  # a cached conversion too
+    retry = jobs.retry_job(studio, jobs.cancel_job(studio, jobs.submit_video(studio, "v").id).id)
+    old_video = jobs.get_job(studio, retry.retried_from)
+    library.toggle_star(studio, "ana", gone.assets[0].id)
+    picks = library.create_collection(studio, "ana", "picks")
+    library.add_to_collection(studio, "ana", picks.id, [gone.assets[1].id])
+    assert len(objects(studio)) == len(kept_objects) + 5  # 2 originals, 2 thumbnails, 1 WebP
+
+    done = library.delete_jobs(studio, [gone.id, old_video.id])
+    assert (done.jobs, done.objects_removed, done.objects_pending) == (2, len(library.stored_keys(gone)), 0)
+    assert objects(studio) == kept_objects
+    with studio.db.read() as session:
+        assert set(session.scalars(select(Job.id))) == {keep.id, retry.id}
+        assert session.scalar(select(func.count()).select_from(JobEvent).where(JobEvent.job_id == gone.id)) == 0
+    assert _count(studio, Asset) == 1 and _count(studio, Favourite) == 0 and _count(studio, CollectionAsset) == 0
+    assert _count(studio, StorageDeletion) == 0
+    assert jobs.get_job(studio, retry.id).retried_from is None  # the retry stays, unlinked
+
+
+def test_active_jobs_are_refused_and_nothing_of_the_batch_is_deleted(studio) -> None:
+    done = jobs.generate_image(studio, "done", params=SMALL)
+    queued = jobs.submit_video(studio, "still waiting")
+    before = stored_files(studio)
+    with pytest.raises(InvalidInput, match=f"job {queued.id} is still queued; cancel it first"):
+        library.delete_jobs(studio, [done.id, queued.id])
+    with pytest.raises(NotFound, match="no job with id 'nope'"):
+        library.delete_jobs(studio, [done.id, "nope"])
+    assert stored_files(studio) == before and _count(studio, Job) == 2 and _count(studio, StorageDeletion) == 0
+
+
+def test_an_object_that_cannot_be_removed_waits_in_the_outbox_until_it_can(studio) -> None:
+    job = jobs.generate_image(studio, "stubborn", params=SMALL)
+    thumbnail = studio.settings.media_dir / job.assets[0].thumbnail_key
+    thumbnail.unlink()
+    (thumbnail / "in-the-way").mkdir(parents=True)  # a directory where the file was: unlink fails
+
+    done = library.delete_jobs(studio, [job.id])
+    assert (done.jobs, done.objects_pending) == (1, 1)
+    assert _count(studio, Job) == 0
+    with studio.db.read() as session:
+        [waiting] = session.scalars(select(StorageDeletion))
+    assert waiting.key == job.assets[0].thumbnail_key and waiting.attempts == 1 and "Error" in waiting.last_error
+
+    assert library.drain_deletions(studio)["failed"] == 1  # still in the way
+    shutil.rmtree(thumbnail)
+    outcome = run_tick(studio, "w")  # the scheduler's housekeeping drains the outbox
+    assert outcome["deletions_removed"] == 1 and _count(studio, StorageDeletion) == 0
+    assert stored_files(studio) == []
+
+
+def test_zip_of_a_collection_streams_the_stored_files(any_studio) -> None:
+    studio = any_studio
+    image = jobs.generate_image(studio, "zip me", params={**SMALL, "n": 2})
+    other = jobs.generate_image(studio, "not in it", params=SMALL)
+    picks = library.create_collection(studio, "local", "picks")
+    library.add_to_collection(studio, "local", picks.id, [a.id for a in image.assets])
+
+    items = library.assets_to_zip(studio, owner="local", collection_id=picks.id)
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(library.zip_stream(studio, items))))
+    names = sorted(archive.namelist())
+    assert names == sorted(library.zip_name(asset, job) for asset, job in items) and len(names) == 2
+    for asset, job in items:
+        with studio.storage.open(asset.key) as stored:
+            assert archive.read(library.zip_name(asset, job)) == stored.read()
+        assert archive.getinfo(library.zip_name(asset, job)).compress_type == zipfile.ZIP_STORED
+    by_jobs = library.assets_to_zip(studio, owner="local", job_ids=[other.id, image.id])
+    assert len(by_jobs) == 3
+    with pytest.raises(NotFound):
+        library.assets_to_zip(studio, owner="someone else", collection_id=picks.id)
+    with pytest.raises(InvalidInput, match="choose a collection or some jobs"):
+        library.assets_to_zip(studio, owner="local")
+
+
+def test_retention_deletes_for_real_only_without_the_dry_run(studio) -> None:
+    old = jobs.generate_image(studio, "old", params=SMALL)
+    starred = jobs.generate_image(studio, "old but starred", params=SMALL)
+    recent = jobs.generate_image(studio, "recent", params=SMALL)
+    for job in (old, starred):
+        _age(studio, job.id, 40)
+    library.toggle_star(studio, "local", starred.assets[0].id)
+
+    studio.settings = studio.settings.model_copy(update={"retention_days": 30})  # dry run by default
+    assert retention.apply(studio) == 0 and _count(studio, Job) == 3
+    studio.settings = studio.settings.model_copy(update={"retention_dry_run": False})
+    assert run_tick(studio, "w")["retention_deleted"] == 1  # the scheduler applies it
+    with studio.db.read() as session:
+        assert set(session.scalars(select(Job.id))) == {starred.id, recent.id}
+    assert not [f for f in stored_files(studio) if old.id in f]
+    assert "retention_deleted" not in run_tick(studio, "w")  # once an hour, not every tick
+
+
+@pytest.mark.e2e
+def test_the_zip_route_streams_a_collection_over_http(tmp_path) -> None:
+    from .servers import app_server
+
+    with app_server(tmp_path) as server:
+        studio = Studio.open(Settings(data_dir=server.data_dir, public_base_url=server.base + "/cdn"))
+        try:
+            job = jobs.generate_image(studio, "over http", params={**SMALL, "n": 2})
+            picks = library.create_collection(studio, "local", "picks")
+            library.add_to_collection(studio, "local", picks.id, [a.id for a in job.assets])
+            answer = httpx.get(f"{server.base}/library/zip", params={"collection": picks.id, "name": "picks"})
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == "application/zip"
+            assert answer.headers["content-disposition"] == "attachment; filename*=UTF-8''picks.zip"
+            assert int(answer.headers["content-length"]) == len(answer.content)
+            archive = zipfile.ZipFile(io.BytesIO(answer.content))
+            assert sorted(archive.namelist()) == sorted(library.zip_name(a, job) for a in job.assets)
+            by_jobs = httpx.get(f"{server.base}/library/zip", params={"jobs": job.id})
+            assert len(zipfile.ZipFile(io.BytesIO(by_jobs.content)).namelist()) == 2
+            missing = httpx.get(f"{server.base}/library/zip", params={"collection": 999})
+            assert missing.status_code == 404 and "no collection with id 999" in missing.text
+            bad = httpx.get(f"{server.base}/library/zip", params={"collection": "x"})
+            assert bad.status_code == 400 and "collection" in bad.text
+        finally:
+            studio.close()
