@@ -5,10 +5,16 @@ from contextlib import asynccontextmanager
 import streamlit as st
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from streamlit.runtime.pages_manager import PagesManager
 
 from mediagen import runtime, web
 from mediagen.config import Settings
 from mediagen.ui.navigation import build_navigation
+
+# Our pages live in pages/ but st.navigation routes them. Without this, the first session of a
+# fresh server that opens a page's URL directly (a shared gallery link) ran that file on its own,
+# in Streamlit's older pages-directory mode: no navigation, no page config.
+PagesManager.uses_pages_directory = False
 
 _settings = Settings()
 _settings.media_dir.mkdir(parents=True, exist_ok=True)

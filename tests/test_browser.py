@@ -172,3 +172,19 @@ def test_studio_on_s3_shows_images_from_the_bucket(tmp_path, monkeypatch, browse
                 && i.src.includes("X-Amz-Signature") && i.complete && i.naturalWidth > 0)"""
             page.wait_for_function(loaded)
             context.close()
+
+
+def test_a_shared_link_opened_first_on_a_fresh_server_gets_the_whole_studio(tmp_path, browser) -> None:
+    """The first visitor of a new server process arriving by a gallery link (not the home page)
+    gets the navigation and the linked view, not the page file run on its own."""
+    with app_server(tmp_path) as fresh:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        try:
+            page.goto(f"{fresh.base}/gallery?q=harbour&kind=video")
+            page.get_by_text("job(s) match").wait_for()
+            sidebar = page.get_by_test_id("stSidebarNav")
+            sidebar.get_by_text("Task history").wait_for()
+            assert page.get_by_label("Search prompts").input_value() == "harbour"
+            assert not sidebar.get_by_text("task history", exact=True).count()  # no pages-directory names
+        finally:
+            page.close()
