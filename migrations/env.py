@@ -29,6 +29,10 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            # One transaction for the whole upgrade. Alembic otherwise commits after each revision
+            # on SQLite, releasing the lock between revisions: a second starter then ran the next
+            # revision too and one of them failed with "table ... already exists".
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -106,3 +106,18 @@ def test_write_rolls_back_on_error(tmp_path) -> None:
 
 def test_password_is_masked() -> None:
     assert masked_url("postgresql://app:s3cret@db:5432/mediagen") == "postgresql://app:***@db:5432/mediagen"
+
+
+def test_an_upgrade_from_empty_is_one_transaction(tmp_path) -> None:
+    """Processes starting together queue on the write lock for the whole upgrade: were it released
+    between revisions (Alembic's default on SQLite), a second starter would run the next revision
+    too and fail with "table ... already exists"."""
+    from sqlalchemy import event
+
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    commits = []
+    event.listen(db.engine, "commit", lambda conn: commits.append(conn))
+    db.upgrade()
+    assert len(commits) == 1
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0006"
