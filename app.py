@@ -1,5 +1,6 @@
 """Entry point: `streamlit run app.py`. Routes only; every page calls into `mediagen`."""
 
+import sys
 from contextlib import asynccontextmanager
 
 import streamlit as st
@@ -8,7 +9,9 @@ from starlette.staticfiles import StaticFiles
 from streamlit.runtime.pages_manager import PagesManager
 
 from mediagen import runtime, web
+from mediagen.access import exposure_refusal
 from mediagen.config import Settings
+from mediagen.ui import services
 from mediagen.ui.navigation import build_navigation
 
 # Our pages live in pages/ but st.navigation routes them. Without this, the first session of a
@@ -22,6 +25,12 @@ _settings.media_dir.mkdir(parents=True, exist_ok=True)
 
 @asynccontextmanager
 async def lifespan(_app):
+    refusal = exposure_refusal(
+        st.get_option("server.address"), services.auth_configured(), _settings.allow_unauthenticated
+    )
+    if refusal:
+        print(f"mediagen: {refusal}", file=sys.stderr, flush=True)
+        raise SystemExit(3)
     # Once per server process: never per browser session, so there is exactly one poller.
     runtime.start()
     try:

@@ -110,6 +110,19 @@ class Settings(BaseSettings):
         description="Only report what the retention policy would delete (System page); set to false to let "
         "the scheduler delete.",
     )
+    roles: dict[str, Literal["creator", "reviewer", "admin"]] = Field(
+        {},
+        description="Who may use the studio once sign-in is on, as JSON: e-mail addresses or domains to a role, "
+        '{"ana@example.com": "admin", "example.com": "creator"}; an address wins over its domain.',
+    )
+    admin_contact: str | None = Field(
+        None, description="Whom signed-in users without a role are told to ask for access (a name or address)."
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Let the studio run without sign-in on an address other than 127.0.0.1 (anyone who "
+        "reaches it is then an admin).",
+    )
     prices: dict[str, ModelPrice] = Field(
         {},
         description="Price table for estimated cost per model, as JSON: "

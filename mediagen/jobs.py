@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from .access import User, require_change
 from .catalog import ModelSpec, validate_params, validate_prompt
 from .errors import IngestError, InvalidInput, MediagenError, NotFound, ProviderError
 from .ingest import ingest_outputs
@@ -155,13 +156,16 @@ def submit_video(
     return get_job(studio, _create(studio, request, owner).id)
 
 
-def cancel_job(studio: Studio, job_id: str) -> Job:
-    """Cancel a queued or running job. Bumping ``attempt`` fences off any worker mid-poll, so a
-    cancel racing a completion ends in exactly one final state."""
+def cancel_job(studio: Studio, job_id: str, *, actor: User | None = None) -> Job:
+    """Cancel a queued or running job (only its owner or an admin, when ``actor`` is given; the
+    CLI and the scheduler act for the studio). Bumping ``attempt`` fences off any worker mid-poll,
+    so a cancel racing a completion ends in exactly one final state."""
     with studio.db.write() as session:
         job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
+        if actor is not None:
+            require_change(actor, job.owner, "cancel")
         if JobStatus(job.status) not in ACTIVE_STATUSES:
             raise InvalidInput(
                 "id", f"job {job_id} has already {job.status}; only queued or running jobs can be canceled"
@@ -190,9 +194,13 @@ def _cancel_at_provider(studio: Studio, job_id: str, provider_name: str, model_n
             session.add(JobEvent(job=job, status=job.status, progress=job.progress, message=note))
 
 
-def retry_job(studio: Studio, job_id: str, *, owner: str | None = None) -> Job:
-    """A new job with the same parameters, linked to the old one (which keeps its outcome)."""
+def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: User | None = None) -> Job:
+    """A new job with the same parameters, linked to the old one (which keeps its outcome); with
+    an ``actor``, only the old job's owner or an admin may, and the new job is theirs."""
     old = get_job(studio, job_id)
+    if actor is not None:
+        require_change(actor, old.owner, "retry")
+        owner = actor.email
     if JobStatus(old.status) not in RETRYABLE_STATUSES:
         raise InvalidInput("id", f"job {job_id} is {old.status}", "failed, canceled or timed_out jobs")
     request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params, old.webhook_url)

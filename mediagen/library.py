@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from . import derive
+from .access import User, require_change
 from .errors import InvalidInput, NotFound
 from .models import Asset, Collection, CollectionAsset, Favourite, Job, StorageDeletion
 from .states import JobStatus
@@ -161,10 +162,10 @@ def stored_keys(job: Job) -> list[str]:
     return keys
 
 
-def delete_jobs(studio: Studio, job_ids: Sequence[str]) -> Deleted:
+def delete_jobs(studio: Studio, job_ids: Sequence[str], *, actor: User | None = None) -> Deleted:
     """Delete finished jobs with their rows (assets, events, stars, collection entries, webhook
-    records) and every stored object. Queued or running jobs are refused, and then nothing of the
-    batch is deleted."""
+    records) and every stored object. Queued or running jobs are refused, as are others' jobs
+    for an ``actor`` who is not an admin; then nothing of the batch is deleted."""
     ids = list(dict.fromkeys(job_ids))
     if not ids:
         return Deleted(0, 0, 0)
@@ -176,6 +177,9 @@ def delete_jobs(studio: Studio, job_ids: Sequence[str]) -> Deleted:
         ).all()
         if missing := set(ids) - {job.id for job in found}:
             raise NotFound(f"no job with id {sorted(missing)[0]!r}")
+        if actor is not None:
+            for job in found:
+                require_change(actor, job.owner, "delete")
         if active := [job for job in found if not JobStatus(job.status).is_final]:
             raise InvalidInput("jobs", f"job {active[0].id} is still {active[0].status}; cancel it first")
         outbox = [StorageDeletion(key=key) for job in found for key in stored_keys(job)]

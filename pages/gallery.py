@@ -1,14 +1,16 @@
 import streamlit as st
 
 from mediagen import browse
+from mediagen.access import Page
 from mediagen.errors import MediagenError
 from mediagen.states import JobKind, JobStatus
 from mediagen.ui import library as library_ui
 from mediagen.ui import links, services, widgets
 from mediagen.ui.gallery import card_grid, date_range, pager
 
+user = services.page_user(Page.GALLERY)
 studio = services.studio()
-owner = services.current_owner()
+owner = user.email
 st.title("Gallery")
 
 models = browse.models_in_use(studio)

@@ -1,11 +1,13 @@
 import streamlit as st
 
 from mediagen import jobs
+from mediagen.access import Page
 from mediagen.errors import MediagenError
 from mediagen.states import JobKind, JobStatus
 from mediagen.ui import services, widgets
 from mediagen.ui.media import image_results
 
+user = services.page_user(Page.IMAGE_STUDIO)
 studio = services.studio()
 st.title("Image studio")
 form, results = st.columns([2, 3], gap="large")

@@ -2,8 +2,10 @@ import pandas as pd
 import streamlit as st
 
 from mediagen import retention, runtime, system
+from mediagen.access import Page
 from mediagen.ui import services, widgets
 
+user = services.page_user(Page.SYSTEM)
 studio = services.studio()
 st.title("System")
 report = system.system_report(studio)

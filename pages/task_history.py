@@ -1,10 +1,12 @@
 import streamlit as st
 
 from mediagen import browse, history, reports
+from mediagen.access import Page
 from mediagen.errors import MediagenError
 from mediagen.states import JobKind, JobStatus
 from mediagen.ui import metrics, services, widgets
 
+user = services.page_user(Page.TASK_HISTORY)
 studio = services.studio()
 st.title("Task history")
 

@@ -1,11 +1,13 @@
 import streamlit as st
 
 from mediagen import jobs
+from mediagen.access import Page
 from mediagen.errors import MediagenError
 from mediagen.states import JobKind
 from mediagen.ui import services, widgets
 from mediagen.ui.panels import video_panel
 
+user = services.page_user(Page.VIDEO_STUDIO)
 studio = services.studio()
 st.title("Video studio")
 form, panel = st.columns([2, 3], gap="large")

@@ -182,7 +182,7 @@ def test_a_shared_link_opened_first_on_a_fresh_server_gets_the_whole_studio(tmp_
         try:
             page.goto(f"{fresh.base}/gallery?q=harbour&kind=video")
             page.get_by_text("job(s) match").wait_for()
-            sidebar = page.get_by_test_id("stSidebarNav")
+            sidebar = page.get_by_test_id("stSidebar")
             sidebar.get_by_text("Task history").wait_for()
             assert page.get_by_label("Search prompts").input_value() == "harbour"
             assert not sidebar.get_by_text("task history", exact=True).count()  # no pages-directory names

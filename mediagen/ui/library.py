@@ -12,7 +12,7 @@ from mediagen.errors import MediagenError
 from mediagen.models import Asset, Job
 from mediagen.states import JobStatus
 from mediagen.studio import Studio
-from mediagen.ui import widgets
+from mediagen.ui import services, widgets
 
 SELECTED = "g-selected"
 
@@ -73,7 +73,7 @@ def delete_with_confirmation(studio: Studio, job_ids: Sequence[str], key: str, *
         return False
     st.session_state[confirming] = False
     try:
-        done = library.delete_jobs(studio, job_ids)
+        done = library.delete_jobs(studio, job_ids, actor=services.signed_in_user())
     except MediagenError as exc:
         widgets.show_error(exc)
         return False
@@ -119,7 +119,10 @@ def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> Non
             "Download zip", zip_url(jobs=",".join(sorted(chosen)), name="selection"), icon=":material/folder_zip:"
         )
         files = sum(len(job.assets) for job in selected_jobs)
-        if any(not JobStatus(job.status).is_final for job in selected_jobs):
+        user = services.signed_in_user()
+        if not all(user.may_change(job.owner) for job in selected_jobs):
+            st.caption("Only your own jobs can be deleted.")
+        elif any(not JobStatus(job.status).is_final for job in selected_jobs):
             st.caption("Queued or running jobs can't be deleted; cancel them first.")
         elif delete_with_confirmation(studio, sorted(chosen), "bulk-delete", files=files):
             _clear_selection()

@@ -12,7 +12,7 @@ from mediagen.models import Asset, Job
 from mediagen.states import RETRYABLE_STATUSES, JobKind, JobStatus
 from mediagen.studio import Studio
 from mediagen.ui import library as library_ui
-from mediagen.ui import widgets
+from mediagen.ui import services, widgets
 
 
 def _reader(studio: Studio, key: str) -> Callable[[], bytes]:
@@ -88,11 +88,12 @@ def play(studio: Studio, asset: Asset) -> None:
 
 
 def retry_button(studio: Studio, job: Job, key: str) -> None:
-    if JobStatus(job.status) not in RETRYABLE_STATUSES:
+    user = services.signed_in_user()
+    if JobStatus(job.status) not in RETRYABLE_STATUSES or not user.may_change(job.owner):
         return
     if st.button("Retry", key=key, icon=":material/replay:"):
         try:
-            new = jobs.retry_job(studio, job.id)
+            new = jobs.retry_job(studio, job.id, actor=user)
         except MediagenError as exc:
             widgets.show_error(exc)
         else:
@@ -157,8 +158,10 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
         st.text("Retry chain: " + " → ".join(f"{j.id} ({j.status})" for j in chain))
     with st.container(horizontal=True):
         retry_button(studio, job, key=f"dialog-retry-{job.id}")
-        if JobStatus(job.status).is_final and library_ui.delete_with_confirmation(
-            studio, [job.id], f"dialog-delete-{job.id}", files=len(job.assets)
+        if (
+            JobStatus(job.status).is_final
+            and services.signed_in_user().may_change(job.owner)
+            and library_ui.delete_with_confirmation(studio, [job.id], f"dialog-delete-{job.id}", files=len(job.assets))
         ):
             _forget_details()
             st.rerun()  # the whole page, without the dialog of a job that is gone

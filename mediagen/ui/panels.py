@@ -9,7 +9,7 @@ from mediagen.errors import MediagenError
 from mediagen.models import Job
 from mediagen.states import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from mediagen.studio import Studio
-from mediagen.ui import widgets
+from mediagen.ui import services, widgets
 from mediagen.ui.media import describe, play
 
 PANEL_REFRESH_S = 1.5
@@ -18,7 +18,7 @@ PANEL_JOBS = 10
 
 def _act(action, studio: Studio, job_id: str) -> None:
     try:
-        action(studio, job_id)
+        action(studio, job_id, actor=services.signed_in_user())
     except MediagenError as exc:
         st.session_state["panel-error"] = str(exc)
 

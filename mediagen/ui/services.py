@@ -1,16 +1,56 @@
-"""Access to the running services and the current user, for pages."""
+"""Access to the running services and the signed-in user, for pages."""
 
 from __future__ import annotations
 
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+
 from mediagen import runtime
+from mediagen.access import LOCAL_ADMIN, Forbidden, Page, User, require_page, role_for
 from mediagen.studio import Studio
-from mediagen.web import LOCAL_OWNER
 
 
 def studio() -> Studio:
     return runtime.studio()
 
 
+def auth_configured() -> bool:
+    """Whether sign-in is set up (an ``[auth]`` section in .streamlit/secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return False
+
+
+def current_user() -> User | None:
+    """Who is using the studio: the local admin without sign-in, None before signing in."""
+    if not auth_configured():
+        return LOCAL_ADMIN
+    if not st.user.get("is_logged_in"):
+        return None
+    email = str(st.user.get("email") or "")
+    name = str(st.user.get("name") or email)
+    return User(email=email, name=name, role=role_for(email, studio().settings.roles) if email else None)
+
+
+def signed_in_user() -> User:
+    user = current_user()
+    if user is None:  # pages are only routed after sign-in; this is the server-side backstop
+        st.stop()
+    assert user is not None
+    return user
+
+
 def current_owner() -> str:
-    """Who is using the studio; a single local user until sign-in is configured."""
-    return LOCAL_OWNER
+    return signed_in_user().email
+
+
+def page_user(page: Page) -> User:
+    """The user, if this page is theirs to use; otherwise a polite refusal and the page stops."""
+    user = signed_in_user()
+    try:
+        require_page(user, page)
+    except Forbidden as exc:
+        st.warning(str(exc), icon=":material/lock:")
+        st.stop()
+    return user
