@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     admin_contact: str | None = Field(
         None, description="Whom signed-in users without a role are told to ask for access (a name or address)."
     )
+    link_secret: SecretStr | None = Field(
+        None,
+        description="Signs the studio's download links (zips); set the same value on every app server behind "
+        "one address. Unset: a random key per process, so links last until a restart.",
+    )
     allow_unauthenticated: bool = Field(
         False,
         description="Let the studio run without sign-in on an address other than 127.0.0.1 (anyone who "

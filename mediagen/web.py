@@ -1,32 +1,61 @@
-"""HTTP routes the app serves beside Streamlit's pages: zip downloads of the library."""
+"""HTTP routes the app serves beside Streamlit's pages: zip downloads of the library.
+
+Streamlit's pages know who is signed in; a plain HTTP route does not. So the page hands out a
+signed, expiring link that carries who asked and what for, and the route serves only links it
+can verify (itsdangerous; the key is ``MEDIAGEN_LINK_SECRET`` or a random one per process).
+"""
 
 from __future__ import annotations
 
+import secrets
+from functools import cache
+from typing import Any
 from urllib.parse import quote
 
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from . import library, runtime
-from .errors import InvalidInput, MediagenError, NotFound
+from .config import Settings
+from .errors import MediagenError, NotFound
 
 LOCAL_OWNER = "local"
+LINK_LIFETIME_S = 3600
+
+
+@cache
+def _random_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _signer(settings: Settings) -> URLSafeTimedSerializer:
+    key = settings.link_secret.get_secret_value() if settings.link_secret else _random_key()
+    return URLSafeTimedSerializer(key, salt="mediagen-zip")
+
+
+def zip_link(
+    settings: Settings, owner: str, *, collection_id: int | None = None, job_ids: tuple[str, ...] = (), name: str
+) -> str:
+    """A link to the zip of a collection of ``owner`` or of some jobs, valid for an hour."""
+    token = _signer(settings).dumps({"owner": owner, "collection": collection_id, "jobs": list(job_ids)})
+    return f"/library/zip?{'name=' + quote(name)}&t={token}"
 
 
 def zip_download(request: Request) -> Response:
-    """GET /library/zip?collection=ID or ?jobs=ID,ID,…: the files as one zip, streamed."""
+    """GET /library/zip?t=…: the files as one zip, streamed."""
     studio = runtime.studio()
-    params = request.query_params
     try:
-        collection = params.get("collection")
-        if collection is not None and not collection.isdigit():
-            raise InvalidInput("collection", f"{collection!r} is not a collection id")
-        job_ids = [part for part in params.get("jobs", "").split(",") if part]
+        wanted: dict[str, Any] = _signer(studio.settings).loads(
+            request.query_params.get("t", ""), max_age=LINK_LIFETIME_S
+        )
+    except SignatureExpired:
+        return PlainTextResponse("this download link has expired; ask for it again in the gallery", status_code=403)
+    except BadSignature:
+        return PlainTextResponse("this download link is not valid; ask for it in the gallery", status_code=403)
+    try:
         items = library.assets_to_zip(
-            studio,
-            owner=LOCAL_OWNER,
-            collection_id=int(collection) if collection is not None else None,
-            job_ids=job_ids,
+            studio, owner=wanted["owner"], collection_id=wanted["collection"], job_ids=wanted["jobs"]
         )
     except NotFound as exc:
         return PlainTextResponse(str(exc), status_code=404)
@@ -34,7 +63,7 @@ def zip_download(request: Request) -> Response:
         return PlainTextResponse(str(exc), status_code=400)
     if not items:
         return PlainTextResponse("nothing to download: the selection holds no files", status_code=404)
-    name = quote(params.get("name") or "mediagen") + ".zip"
+    name = quote(request.query_params.get("name") or "mediagen") + ".zip"
     archive = library.zip_stream(studio, items)
     headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}", "Content-Length": str(len(archive))}
     return StreamingResponse(iter(archive), media_type="application/zip", headers=headers)

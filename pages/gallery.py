@@ -87,7 +87,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
         name = collections[collection]
         st.link_button(
             "Download collection as zip",
-            library_ui.zip_url(collection=collection, name=name),
+            library_ui.zip_url(studio, collection_id=collection, name=name),
             icon=":material/folder_zip:",
         )
 if selecting:

@@ -31,9 +31,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(workdir: Path, **settings: str) -> Iterator[AppServer]:
+def app_server(
+    workdir: Path, *, port: int | None = None, streamlit_args: tuple[str, ...] = (), **settings: str
+) -> Iterator[AppServer]:
     data_dir = workdir / "data"
-    port = free_port()
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -45,7 +47,7 @@ def app_server(workdir: Path, **settings: str) -> Iterator[AppServer]:
         **{f"MEDIAGEN_{k.upper()}": v for k, v in settings.items()},
     }
     log_path = workdir / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), *streamlit_args]
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -68,3 +69,22 @@ def test_the_server_poller_finishes_queued_videos(server) -> None:
 def test_the_dashboard_answers(server) -> None:
     page = httpx.get(server.base + "/", timeout=10)
     assert page.status_code == 200 and '<div id="root">' in page.text.replace("'", '"')
+
+
+def test_serving_on_all_interfaces_without_sign_in_is_refused(tmp_path) -> None:
+    from .servers import free_port
+
+    env = {**os.environ, "MEDIAGEN_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    env.pop("MEDIAGEN_ALLOW_UNAUTHENTICATED", None)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "0.0.0.0"]
+    refused = subprocess.run(
+        [*command, "--server.port", str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0
+    assert "mediagen: refusing to serve on 0.0.0.0 without sign-in" in refused.stdout + refused.stderr
+    assert "MEDIAGEN_ALLOW_UNAUTHENTICATED=1" in refused.stdout + refused.stderr
+
+
+def test_serving_on_all_interfaces_can_be_allowed_explicitly(tmp_path) -> None:
+    with app_server(tmp_path, allow_unauthenticated="1", streamlit_args=("--server.address", "0.0.0.0")) as running:
+        assert httpx.get(f"{running.base}/_stcore/health", timeout=10).status_code == 200

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from mediagen import derive, jobs, library, retention
+from mediagen import derive, jobs, library, retention, web
 from mediagen.config import Settings
 from mediagen.errors import InvalidInput, NotFound
 from mediagen.models import Asset, CollectionAsset, Favourite, Job, JobEvent, StorageDeletion
@@ -196,27 +196,40 @@ def test_retention_deletes_for_real_only_without_the_dry_run(studio) -> None:
 
 
 @pytest.mark.e2e
-def test_the_zip_route_streams_a_collection_over_http(tmp_path) -> None:
+def test_the_zip_route_streams_what_a_signed_link_names(tmp_path) -> None:
     from .servers import app_server
 
-    with app_server(tmp_path) as server:
-        studio = Studio.open(Settings(data_dir=server.data_dir, public_base_url=server.base + "/cdn"))
+    key = "k" * 40
+    with app_server(tmp_path, link_secret=key) as server:
+        settings = Settings(data_dir=server.data_dir, public_base_url=server.base + "/cdn", link_secret=key)
+        studio = Studio.open(settings)
         try:
             job = jobs.generate_image(studio, "over http", params={**SMALL, "n": 2})
             picks = library.create_collection(studio, "local", "picks")
             library.add_to_collection(studio, "local", picks.id, [a.id for a in job.assets])
-            answer = httpx.get(f"{server.base}/library/zip", params={"collection": picks.id, "name": "picks"})
+
+            def fetch(link: str) -> httpx.Response:
+                return httpx.get(server.base + link, timeout=30)
+
+            answer = fetch(web.zip_link(settings, "local", collection_id=picks.id, name="picks"))
             assert answer.status_code == 200, answer.text
             assert answer.headers["content-type"] == "application/zip"
             assert answer.headers["content-disposition"] == "attachment; filename*=UTF-8''picks.zip"
             assert int(answer.headers["content-length"]) == len(answer.content)
             archive = zipfile.ZipFile(io.BytesIO(answer.content))
             assert sorted(archive.namelist()) == sorted(library.zip_name(a, job) for a in job.assets)
-            by_jobs = httpx.get(f"{server.base}/library/zip", params={"jobs": job.id})
+            by_jobs = fetch(web.zip_link(settings, "local", job_ids=(job.id,), name="sel"))
             assert len(zipfile.ZipFile(io.BytesIO(by_jobs.content)).namelist()) == 2
-            missing = httpx.get(f"{server.base}/library/zip", params={"collection": 999})
-            assert missing.status_code == 404 and "no collection with id 999" in missing.text
-            bad = httpx.get(f"{server.base}/library/zip", params={"collection": "x"})
-            assert bad.status_code == 400 and "collection" in bad.text
+
+            # Someone else's collection, a link not signed with this key, a tampered one, none.
+            theirs = fetch(web.zip_link(settings, "bo@example.com", collection_id=picks.id, name="x"))
+            assert theirs.status_code == 404 and f"no collection with id {picks.id}" in theirs.text
+            forged = web.zip_link(
+                settings.model_copy(update={"link_secret": None}), "local", job_ids=(job.id,), name="x"
+            )
+            assert fetch(forged).status_code == 403
+            tampered = fetch(web.zip_link(settings, "local", job_ids=(job.id,), name="x")[:-2] + "xx")
+            assert tampered.status_code == 403 and "not valid" in tampered.text
+            assert httpx.get(f"{server.base}/library/zip", params={"collection": picks.id}).status_code == 403
         finally:
             studio.close()

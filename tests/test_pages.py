@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlsplit
 
-from mediagen import browse, history, jobs, library
+from mediagen import browse, history, jobs, library, web
 from mediagen.config import ModelPrice
 from mediagen.poller import tick
 from mediagen.states import JobStatus
@@ -266,6 +266,12 @@ def test_details_dialog_stars_collects_and_deletes_after_asking(app, studio) -> 
     assert "a keeper" not in _texts(app)
 
 
+def _signed(studio, link: str) -> dict:
+    """What a zip link asks for, as the route will read it."""
+    token = parse_qs(urlsplit(link).query)["t"][0]
+    return web._signer(studio.settings).loads(token)
+
+
 def test_gallery_selection_collects_zips_and_deletes(app, studio) -> None:
     made = [jobs.generate_image(studio, f"pick {i}", params={"size": "256x256"}) for i in range(3)]
     app.switch_page("pages/gallery.py").run()
@@ -274,9 +280,11 @@ def test_gallery_selection_collects_zips_and_deletes(app, studio) -> None:
         app.checkbox(key=f"sel-{job.id}").check().run()
     assert any(c.value == "2 selected" for c in app.caption)
     [zip_link] = [b for b in app.get("link_button") if b.proto.label == "Download zip"]
-    assert zip_link.proto.url == "/library/zip?" + urlencode(
-        {"jobs": ",".join(sorted(j.id for j in made[:2])), "name": "selection"}
-    )
+    assert _signed(studio, zip_link.proto.url) == {
+        "owner": "local",
+        "collection": None,
+        "jobs": sorted(j.id for j in made[:2]),
+    }
     app.text_input(key="bulk-collect-new").input("Shortlist").run()
     app.button(key="bulk-collect-add").click().run()
     [(collection_id, _)] = browse.collections_of(studio, "local")
@@ -286,7 +294,8 @@ def test_gallery_selection_collects_zips_and_deletes(app, studio) -> None:
     app.run()  # the collection filter lists it from the next run on
     app.selectbox(key="g-collection").set_value(collection_id).run()
     [collection_zip] = [b for b in app.get("link_button") if b.proto.label == "Download collection as zip"]
-    assert collection_zip.proto.url == f"/library/zip?collection={collection_id}&name=Shortlist"
+    assert collection_zip.proto.url.startswith("/library/zip?name=Shortlist&t=")
+    assert _signed(studio, collection_zip.proto.url) == {"owner": "local", "collection": collection_id, "jobs": []}
     app.selectbox(key="g-collection").set_value(None).run()
 
     app.button(key="bulk-delete").click().run()

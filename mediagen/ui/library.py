@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlencode
 
 import streamlit as st
 
-from mediagen import browse, library
+from mediagen import browse, library, web
 from mediagen.errors import MediagenError
 from mediagen.models import Asset, Job
 from mediagen.states import JobStatus
@@ -17,8 +16,9 @@ from mediagen.ui import services, widgets
 SELECTED = "g-selected"
 
 
-def zip_url(**query: str | int) -> str:
-    return "/library/zip?" + urlencode(query)
+def zip_url(studio: Studio, *, collection_id: int | None = None, job_ids: Sequence[str] = (), name: str) -> str:
+    owner = services.signed_in_user().email
+    return web.zip_link(studio.settings, owner, collection_id=collection_id, job_ids=tuple(job_ids), name=name)
 
 
 def star_button(studio: Studio, owner: str, asset: Asset, starred: bool) -> None:
@@ -116,7 +116,7 @@ def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> Non
         asset_ids = [asset.id for job in selected_jobs for asset in job.assets]
         collect_popover(studio, owner, asset_ids, key="bulk-collect")
         st.link_button(
-            "Download zip", zip_url(jobs=",".join(sorted(chosen)), name="selection"), icon=":material/folder_zip:"
+            "Download zip", zip_url(studio, job_ids=sorted(chosen), name="selection"), icon=":material/folder_zip:"
         )
         files = sum(len(job.assets) for job in selected_jobs)
         user = services.signed_in_user()
