@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Select, exists, func, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session, selectinload
@@ -47,6 +47,21 @@ class JobFilters:
         if self.since and self.until and self.since > self.until:
             raise InvalidInput("date range", f"starts {self.since} after it ends {self.until}")
         return self
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (for a signed download link); ``from_json`` reads them back."""
+        data = asdict(self)
+        for name, value in data.items():
+            if isinstance(value, date):
+                data[name] = value.isoformat()
+            elif isinstance(value, tuple | list):
+                data[name] = list(value)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobFilters:
+        days = {name: date.fromisoformat(data[name]) for name in ("since", "until") if data.get(name)}
+        return cls(**{**data, **days})
 
     def apply(self, query: Q, *, full_text: bool = False, rowids: tuple[int, int] | None = None) -> Q:
         """Add these filters to ``query`` (over ``Job``); ``full_text`` searches prompts through

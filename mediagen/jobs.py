@@ -7,6 +7,7 @@ any row is written; a generation that fails is recorded as a failed job with its
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,6 +221,13 @@ def get_job(studio: Studio, job_id: str) -> Job:
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
         return job
+
+
+def get_jobs(studio: Studio, job_ids: Sequence[str]) -> list[Job]:
+    """The jobs (with their assets) of those ids that exist, newest first."""
+    query = select(Job).where(Job.id.in_(list(job_ids))).options(selectinload(Job.assets))
+    with studio.db.read() as session:
+        return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc())))
 
 
 def list_jobs(

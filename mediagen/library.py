@@ -1,5 +1,5 @@
-"""The reviewer's library: stars, named collections, deleting jobs together with every object
-they stored, and zip downloads streamed from storage.
+"""The reviewer's library: stars, named collections, and deleting jobs together with every
+object they stored (zip downloads are in ``zips``).
 
 Deleting is two steps that cannot leave an orphan either way: one transaction removes the rows
 and records every key the job stored (original, thumbnail, each derived format) in the
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-import zipstream
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -29,9 +29,7 @@ from .studio import Studio
 
 log = logging.getLogger(__name__)
 MAX_NAME_CHARS = 120
-MAX_ZIP_FILES = 1000
 MAX_DELETE_JOBS = 500
-CHUNK = 1024 * 1024
 
 # --- Stars ---------------------------------------------------------------------------------------
 
@@ -68,7 +66,7 @@ def _valid_name(name: str) -> str:
     return cleaned
 
 
-def _owned(session: Session, owner: str, collection_id: int) -> Collection:
+def owned_collection(session: Session, owner: str, collection_id: int) -> Collection:
     found = session.get(Collection, collection_id)
     if found is None or found.owner != owner:
         raise NotFound(f"no collection with id {collection_id}")
@@ -91,7 +89,7 @@ def rename_collection(studio: Studio, owner: str, collection_id: int, name: str)
     cleaned = _valid_name(name)
     try:
         with studio.db.write() as session:
-            _owned(session, owner, collection_id).name = cleaned
+            owned_collection(session, owner, collection_id).name = cleaned
     except IntegrityError:
         raise InvalidInput("collection name", f"you already have a collection called {cleaned!r}") from None
 
@@ -99,14 +97,14 @@ def rename_collection(studio: Studio, owner: str, collection_id: int, name: str)
 def delete_collection(studio: Studio, owner: str, collection_id: int) -> None:
     """The collection goes; its assets stay where they are."""
     with studio.db.write() as session:
-        session.delete(_owned(session, owner, collection_id))
+        session.delete(owned_collection(session, owner, collection_id))
 
 
 def add_to_collection(studio: Studio, owner: str, collection_id: int, asset_ids: Iterable[int]) -> int:
     """Adds the assets not in it yet; returns how many were added."""
     ids = set(asset_ids)
     with studio.db.write() as session:
-        _owned(session, owner, collection_id)
+        owned_collection(session, owner, collection_id)
         existing = set(session.scalars(select(Asset.id).where(Asset.id.in_(ids))))
         if missing := ids - existing:
             raise NotFound(f"no asset with id {min(missing)}")
@@ -123,7 +121,7 @@ def add_to_collection(studio: Studio, owner: str, collection_id: int, asset_ids:
 
 def remove_from_collection(studio: Studio, owner: str, collection_id: int, asset_ids: Iterable[int]) -> None:
     with studio.db.write() as session:
-        _owned(session, owner, collection_id)
+        owned_collection(session, owner, collection_id)
         session.execute(
             delete(CollectionAsset).where(
                 CollectionAsset.collection_id == collection_id, CollectionAsset.asset_id.in_(list(asset_ids))
@@ -167,11 +165,24 @@ def delete_jobs(studio: Studio, job_ids: Sequence[str], *, actor: User | None = 
     records) and every stored object. Queued or running jobs are refused, as are others' jobs
     for an ``actor`` who is not an admin; then nothing of the batch is deleted."""
     ids = list(dict.fromkeys(job_ids))
-    if not ids:
-        return Deleted(0, 0, 0)
     if len(ids) > MAX_DELETE_JOBS:
         raise InvalidInput("jobs", f"{len(ids)} jobs at once is too many", f"at most {MAX_DELETE_JOBS}")
+    if not ids:
+        return Deleted(0, 0, 0)
+    return _delete(studio, lambda _session: ids, actor=actor)
+
+
+def delete_matching(studio: Studio, query: Select[tuple[str]], *, limit: int = MAX_DELETE_JOBS) -> Deleted:
+    """Delete the first ``limit`` jobs whose ids ``query`` selects, as ``delete_jobs`` does. The
+    ids are read inside the deleting transaction, so a job that stopped matching a moment ago
+    (retention: someone just starred it) is not deleted on stale ids."""
+    bounded = query.limit(min(limit, MAX_DELETE_JOBS))
+    return _delete(studio, lambda session: list(session.scalars(bounded)), actor=None)
+
+
+def _delete(studio: Studio, choose: Callable[[Session], list[str]], *, actor: User | None) -> Deleted:
     with studio.db.write() as session:
+        ids = choose(session)
         found = session.scalars(
             select(Job).where(Job.id.in_(ids)).options(selectinload(Job.assets)).with_for_update()
         ).all()
@@ -186,90 +197,75 @@ def delete_jobs(studio: Studio, job_ids: Sequence[str], *, actor: User | None = 
         session.add_all(outbox)
         # A retry keeps its own result; only its link back to the deleted job goes.
         session.execute(update(Job).where(Job.retried_from.in_(ids)).values(retried_from=None))
-        for job in found:
-            session.delete(job)
+        # One statement; the schema's ON DELETE CASCADE (SQLite: foreign_keys=ON, see db.py) takes
+        # assets, events, webhook records, stars and collection entries with the jobs, where the
+        # ORM's cascade would load and delete each child row by itself.
+        session.execute(delete(Job).where(Job.id.in_(ids)), execution_options={"synchronize_session": False})
         session.flush()
         outbox_ids = [row.id for row in outbox]
-    log.info("deleted %d job(s); removing %d stored object(s)", len(found), len(outbox_ids))
+    if found:
+        log.info("deleted %d job(s); removing %d stored object(s)", len(found), len(outbox_ids))
     drained = drain_deletions(studio, ids=outbox_ids)
-    return Deleted(len(found), drained["removed"], drained["failed"])
+    return Deleted(len(found), drained["removed"], len(outbox_ids) - drained["removed"])
 
 
 def drain_deletions(studio: Studio, *, limit: int = 500, ids: Sequence[int] | None = None) -> Counter[str]:
-    """Remove the objects waiting in the outbox (the given rows, or the oldest ``limit``); each
-    one removed leaves the outbox, each failure stays with its error for the next try. Removing
-    an object that is already gone counts as done."""
+    """Remove the objects waiting in the outbox (the given rows, or ``limit`` of them, those
+    tried least often first, so a few that always fail cannot hold up the rest); each one
+    removed leaves the outbox, each failure stays with its error for the next try. Removing an
+    object that is already gone counts as done. Counts ``removed`` and ``failed``."""
     outcome: Counter[str] = Counter()
+    query = select(StorageDeletion.id, StorageDeletion.key)
+    if ids is not None:
+        query = query.where(StorageDeletion.id.in_(ids))
+    else:
+        query = query.order_by(StorageDeletion.attempts, StorageDeletion.id).limit(limit)
     with studio.db.read() as session:
-        query = select(StorageDeletion.id, StorageDeletion.key)
-        query = query.where(StorageDeletion.id.in_(ids)) if ids is not None else query.order_by(StorageDeletion.id)
-        pending = session.execute(query.limit(limit if ids is None else None)).all()
-    done: list[int] = []
-    for row_id, key in pending:
-        try:
-            studio.storage.delete(key)
-        except Exception as exc:  # any storage failure: keep the row, say why
-            outcome["failed"] += 1
-            with studio.db.write() as session:
-                session.execute(
-                    update(StorageDeletion)
-                    .where(StorageDeletion.id == row_id)
-                    .values(attempts=StorageDeletion.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:500])
-                )
-        else:
-            outcome["removed"] += 1
-            done.append(row_id)
-    if done:
-        with studio.db.write() as session:
+        pending = session.execute(query).all()
+    if not pending:
+        return outcome
+    try:
+        failed = studio.storage.delete_many(sorted({row.key for row in pending}))
+    except Exception as exc:  # storage unreachable: every object stays in the outbox
+        failed = dict.fromkeys((row.key for row in pending), f"{type(exc).__name__}: {exc}")
+    done = [row.id for row in pending if row.key not in failed]
+    retry: dict[str, list[int]] = {}  # by reason: when storage is down, one reason for all
+    for row in pending:
+        if row.key in failed:
+            retry.setdefault(failed[row.key][:500], []).append(row.id)
+    with studio.db.write() as session:
+        if done:
             session.execute(delete(StorageDeletion).where(StorageDeletion.id.in_(done)))
-    return outcome
-
-
-def pending_deletions(studio: Studio) -> int:
-    with studio.db.read() as session:
-        return len(session.scalars(select(StorageDeletion.id).limit(10_000)).all())
-
-
-# --- Zip downloads -------------------------------------------------------------------------------
-
-
-def assets_to_zip(
-    studio: Studio, *, owner: str, collection_id: int | None = None, job_ids: Sequence[str] = ()
-) -> list[tuple[Asset, Job]]:
-    """The assets of a collection (of this owner) or of the given jobs, newest first."""
-    query = select(Asset, Job).join(Job, Job.id == Asset.job_id)
-    with studio.db.read() as session:
-        if collection_id is not None:
-            _owned(session, owner, collection_id)
-            query = query.join(CollectionAsset, CollectionAsset.asset_id == Asset.id).where(
-                CollectionAsset.collection_id == collection_id
+        for reason, row_ids in retry.items():
+            session.execute(
+                update(StorageDeletion)
+                .where(StorageDeletion.id.in_(row_ids))
+                .values(attempts=StorageDeletion.attempts + 1, last_error=reason)
             )
-        elif job_ids:
-            query = query.where(Job.id.in_(list(job_ids)))
-        else:
-            raise InvalidInput("selection", "choose a collection or some jobs to download")
-        rows = session.execute(query.order_by(Job.created_at.desc(), Asset.index).limit(MAX_ZIP_FILES + 1)).all()
-    if len(rows) > MAX_ZIP_FILES:
-        raise InvalidInput("selection", f"more than {MAX_ZIP_FILES} files", f"at most {MAX_ZIP_FILES} per zip")
-    return [(asset, job) for asset, job in rows]
+    outcome["removed"], outcome["failed"] = len(done), len(pending) - len(done)
+    if retry:
+        log.warning("%d stored object(s) could not be removed yet: %s", outcome["failed"], next(iter(retry)))
+    return +outcome
 
 
-def zip_name(asset: Asset, job: Job) -> str:
-    extension = asset.key.rsplit(".", 1)[-1]
-    return f"{job.created_at:%Y-%m-%d}-{job.kind}-{job.id}-{asset.index}.{extension}"
+@dataclass(frozen=True)
+class DeletionBacklog:
+    """The outbox as the System page shows it."""
+
+    objects: int
+    oldest: datetime | None
+    last_error: str | None
 
 
-def zip_stream(studio: Studio, items: Sequence[tuple[Asset, Job]]) -> zipstream.ZipStream:
-    """A zip of the items, built while it is sent: each file is read from storage a chunk at a
-    time, so memory stays flat whatever the size. Stored, not deflated: media is compressed
-    already, and stored entries give the zip a known length."""
-    archive = zipstream.ZipStream(compress_type=zipstream.ZIP_STORED, sized=True)
-    for asset, job in items:
-        archive.add(_chunks(studio, asset.key), zip_name(asset, job), size=asset.bytes)
-    return archive
-
-
-def _chunks(studio: Studio, key: str) -> Iterator[bytes]:
-    with studio.storage.open(key) as handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
+def deletion_backlog(studio: Studio) -> DeletionBacklog:
+    """How many objects wait in the outbox, the oldest one's date, and why the most tried one
+    failed last."""
+    with studio.db.read() as session:
+        count, oldest = session.execute(select(func.count(), func.min(StorageDeletion.created_at))).one()
+        last_error = session.scalar(
+            select(StorageDeletion.last_error)
+            .where(StorageDeletion.last_error.is_not(None))
+            .order_by(StorageDeletion.attempts.desc(), StorageDeletion.id)
+            .limit(1)
+        )
+    return DeletionBacklog(int(count or 0), oldest, last_error)

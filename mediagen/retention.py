@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, exists, func, not_, or_, select
 
-from .library import delete_jobs
+from .library import MAX_DELETE_JOBS, delete_matching
 from .models import Asset, CollectionAsset, Favourite, Job, utcnow
 from .states import FINAL_STATUSES
 from .studio import Studio
@@ -77,19 +77,19 @@ def report(studio: Studio, now: datetime | None = None) -> RetentionReport | Non
     )
 
 
-RETENTION_BATCH = 500
-
-
-def apply(studio: Studio, now: datetime | None = None) -> int:
-    """Delete what the policy says, a batch at a time, oldest first; only with the policy set and
-    the dry run turned off. Returns the number of jobs deleted."""
+def apply(studio: Studio, now: datetime | None = None, *, max_jobs: int | None = None) -> int:
+    """Delete what the policy says, oldest first, a bounded batch per transaction; only with the
+    policy set and the dry run turned off. Stops after ``max_jobs`` (the scheduler's bound on one
+    run; the rest waits for the next). Returns the number of jobs deleted."""
     cutoff = _cutoff(studio, now)
     if cutoff is None or studio.settings.retention_dry_run:
         return 0
     deleted = 0
-    while True:
-        with studio.db.read() as session:
-            batch = list(session.scalars(expired_jobs(cutoff).limit(RETENTION_BATCH)))
-        if not batch:
-            return deleted
-        deleted += delete_jobs(studio, batch).jobs
+    while max_jobs is None or deleted < max_jobs:
+        batch = MAX_DELETE_JOBS if max_jobs is None else min(MAX_DELETE_JOBS, max_jobs - deleted)
+        # Chosen inside the deleting transaction: a job starred since the last batch stays.
+        done = delete_matching(studio, expired_jobs(cutoff), limit=batch).jobs
+        deleted += done
+        if done < batch:
+            break
+    return deleted

@@ -1,5 +1,6 @@
 """APScheduler wiring: every ``poll_interval_s``, a background thread runs ``poller.tick``, then
-the due webhook deliveries, and records a heartbeat, so the System page can tell a live poller
+the due webhook deliveries and the library's housekeeping (the storage deletion outbox and the
+retention policy), and records a heartbeat, so the System page can tell a live poller
 from a dead one. While jobs are in flight it runs those ticks back to back (each keeps polling
 jobs as they come due), so a job is polled one interval after its last poll, not whenever the
 next interval boundary happens to fall."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections import Counter
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -46,9 +48,13 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
         error = error or f"{type(exc).__name__}: {exc}"
     try:
         # Objects of deleted jobs that could not be removed at once, and (hourly) the retention policy.
-        outcomes.update({f"deletions_{k}": v for k, v in drain_deletions(studio).items()})
-        if _retention_due(studio) and (removed := retention.apply(studio)):
-            outcomes["retention_deleted"] = removed
+        outcomes.update({f"deletions_{k}": v for k, v in _drain_when_due(studio).items()})
+        if _retention_due(studio):
+            removed = retention.apply(studio, max_jobs=RETENTION_PER_RUN)
+            if removed:
+                outcomes["retention_deleted"] = removed
+            if removed >= RETENTION_PER_RUN:  # more may be waiting: carry on next tick, not in an hour
+                _retention_last_run.pop(studio, None)
     except Exception as exc:
         log.exception("library housekeeping failed")
         error = error or f"{type(exc).__name__}: {exc}"
@@ -66,19 +72,37 @@ def run_tick(studio: Studio, worker_id: str) -> Counter[str]:
 
 
 RETENTION_EVERY_S = 3600
-_retention_last_run: dict[int, float] = {}
+# Jobs one tick's retention run deletes at most, so polling never waits long behind it; a run
+# that reaches it goes on at the next tick until the backlog is gone.
+RETENTION_PER_RUN = 500
+# After a drain in which nothing could be removed (storage down), wait this long before the
+# next, so an outage costs one failing request a minute rather than one per tick.
+DRAIN_BACKOFF_S = 60.0
+# Per studio, not per id(): a closed studio's id can be reused by the next one (tests open many).
+_retention_last_run: weakref.WeakKeyDictionary[Studio, float] = weakref.WeakKeyDictionary()
+_drain_paused_until: weakref.WeakKeyDictionary[Studio, float] = weakref.WeakKeyDictionary()
 
 
 def _retention_due(studio: Studio) -> bool:
-    """At most once an hour per process and studio, and only with the policy on and for real."""
+    """At most once an hour per process and studio (unless a backlog is being worked off), and
+    only with the policy on and for real."""
     if studio.settings.retention_days is None or studio.settings.retention_dry_run:
         return False
     now = time.monotonic()
-    last = _retention_last_run.get(id(studio))
+    last = _retention_last_run.get(studio)
     if last is not None and now - last < RETENTION_EVERY_S:
         return False
-    _retention_last_run[id(studio)] = now
+    _retention_last_run[studio] = now
     return True
+
+
+def _drain_when_due(studio: Studio) -> Counter[str]:
+    if time.monotonic() < _drain_paused_until.get(studio, 0.0):
+        return Counter()
+    drained = drain_deletions(studio)
+    if drained["failed"] and not drained["removed"]:
+        _drain_paused_until[studio] = time.monotonic() + DRAIN_BACKOFF_S
+    return drained
 
 
 def poll_while_busy(studio: Studio, worker_id: str) -> None:

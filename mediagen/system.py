@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from .db import masked_url
+from .library import DeletionBacklog, deletion_backlog
 from .models import Job, WebhookDelivery, WorkerHeartbeat, utcnow
 from .providers import PROVIDERS
 from .states import ACTIVE_STATUSES
@@ -78,6 +79,7 @@ class SystemReport:
     webhooks_enabled: bool = False
     webhooks: dict[str, int] = field(default_factory=dict)  # deliveries by status
     oldest_pending_webhook: datetime | None = None
+    deletions: DeletionBacklog | None = None  # objects of deleted jobs still stored
 
 
 def stale_after(studio: Studio) -> timedelta:
@@ -122,4 +124,5 @@ def system_report(studio: Studio) -> SystemReport:
     report.active_jobs = {s.value: 0 for s in ACTIVE_STATUSES} | {str(s): int(n) for s, n in counts}
     report.webhooks_enabled = studio.settings.webhook_secret is not None
     report.webhooks = dict.fromkeys(Outcome.ALL, 0) | {str(s): int(n) for s, n in deliveries}
+    report.deletions = deletion_backlog(studio)
     return report

@@ -16,7 +16,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from . import library, runtime
+from . import runtime, zips
+from .browse import JobFilters
 from .config import Settings
 from .errors import MediagenError, NotFound
 
@@ -35,10 +36,20 @@ def _signer(settings: Settings) -> URLSafeTimedSerializer:
 
 
 def zip_link(
-    settings: Settings, owner: str, *, collection_id: int | None = None, job_ids: tuple[str, ...] = (), name: str
+    settings: Settings,
+    owner: str,
+    *,
+    collection_id: int | None = None,
+    job_ids: tuple[str, ...] = (),
+    filters: JobFilters | None = None,
+    name: str,
 ) -> str:
-    """A link to the zip of a collection of ``owner`` or of some jobs, valid for an hour."""
-    token = _signer(settings).dumps({"owner": owner, "collection": collection_id, "jobs": list(job_ids)})
+    """A link to the zip of a collection of ``owner``, of some jobs, or of the jobs matching
+    ``filters``; valid for an hour."""
+    wanted: dict[str, Any] = {"owner": owner, "collection": collection_id, "jobs": list(job_ids)}
+    if filters is not None:
+        wanted["filters"] = filters.to_json()
+    token = _signer(settings).dumps(wanted)
     return f"/library/zip?{'name=' + quote(name)}&t={token}"
 
 
@@ -54,8 +65,9 @@ def zip_download(request: Request) -> Response:
     except BadSignature:
         return PlainTextResponse("this download link is not valid; ask for it in the gallery", status_code=403)
     try:
-        items = library.assets_to_zip(
-            studio, owner=wanted["owner"], collection_id=wanted["collection"], job_ids=wanted["jobs"]
+        filters = JobFilters.from_json(wanted["filters"]) if wanted.get("filters") else None
+        items = zips.assets_to_zip(
+            studio, owner=wanted["owner"], collection_id=wanted["collection"], job_ids=wanted["jobs"], filters=filters
         )
     except NotFound as exc:
         return PlainTextResponse(str(exc), status_code=404)
@@ -64,6 +76,6 @@ def zip_download(request: Request) -> Response:
     if not items:
         return PlainTextResponse("nothing to download: the selection holds no files", status_code=404)
     name = quote(request.query_params.get("name") or "mediagen") + ".zip"
-    archive = library.zip_stream(studio, items)
+    archive = zips.zip_stream(studio, items)
     headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}", "Content-Length": str(len(archive))}
     return StreamingResponse(iter(archive), media_type="application/zip", headers=headers)

@@ -83,13 +83,7 @@ links.write_link(
 )
 with st.container(horizontal=True, vertical_alignment="center"):
     st.caption(f"{total:,} job(s) match · page {pager.number()}")
-    if collection is not None:
-        name = collections[collection]
-        st.link_button(
-            "Download collection as zip",
-            library_ui.zip_url(studio, collection_id=collection, name=name),
-            icon=":material/folder_zip:",
-        )
+    library_ui.gallery_zip_link(studio, filters, total, collections.get(collection) if collection is not None else None)
 if selecting:
     library_ui.bulk_actions(studio, owner, page.jobs)
 card_grid(studio, page.jobs, owner, selecting=selecting)

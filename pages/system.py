@@ -3,6 +3,7 @@ import streamlit as st
 
 from mediagen import retention, runtime, system
 from mediagen.access import Page
+from mediagen.ui import library as library_ui
 from mediagen.ui import services, widgets
 
 user = services.page_user(Page.SYSTEM)
@@ -24,6 +25,8 @@ if run_check:
 if prepare:
     for note in studio.storage.prepare():
         (st.error if note.startswith("could not") else st.success)(widgets.plain(note))
+if report.deletions is not None:
+    library_ui.deletion_backlog(report.deletions)
 
 st.subheader("Database")
 st.code(report.database, language=None)

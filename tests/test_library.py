@@ -12,7 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from mediagen import derive, jobs, library, retention, web
+from mediagen import browse, derive, jobs, library, retention, scheduler, web, zips
+from mediagen.browse import JobFilters
 from mediagen.config import Settings
 from mediagen.errors import InvalidInput, NotFound
 from mediagen.models import Asset, CollectionAsset, Favourite, Job, JobEvent, StorageDeletion
@@ -95,6 +96,14 @@ def test_collections_are_named_per_owner_and_hold_assets_once(studio) -> None:
     library.remove_from_collection(studio, "ana", picks.id, ids[:1])
     assert library.collections_holding(studio, "ana", ids[0]) == []
     library.rename_collection(studio, "ana", picks.id, "Final picks")
+    other = library.create_collection(studio, "ana", "Other")
+    with pytest.raises(InvalidInput, match="already have a collection called 'Final picks'"):
+        library.rename_collection(studio, "ana", other.id, "Final picks")
+    with pytest.raises(InvalidInput, match="collection name: must not be empty"):
+        library.rename_collection(studio, "ana", other.id, "")
+    with pytest.raises(NotFound):  # not bo's collection to rename
+        library.rename_collection(studio, "bo", other.id, "Mine now")
+    assert [name for _, name in browse.collections_of(studio, "ana")] == ["Final picks", "Other"]
     library.delete_collection(studio, "ana", picks.id)
     assert _count(studio, CollectionAsset) == 0 and _count(studio, Asset) == 2  # the assets stay
 
@@ -148,10 +157,76 @@ def test_an_object_that_cannot_be_removed_waits_in_the_outbox_until_it_can(studi
     assert waiting.key == job.assets[0].thumbnail_key and waiting.attempts == 1 and "Error" in waiting.last_error
 
     assert library.drain_deletions(studio)["failed"] == 1  # still in the way
-    shutil.rmtree(thumbnail)
+    backlog = library.deletion_backlog(studio)
+    assert backlog.objects == 1 and backlog.oldest is not None and "Error" in (backlog.last_error or "")
+    shutil.rmtree(thumbnail)  # now the key names nothing at all: removing it counts as done
     outcome = run_tick(studio, "w")  # the scheduler's housekeeping drains the outbox
     assert outcome["deletions_removed"] == 1 and _count(studio, StorageDeletion) == 0
     assert stored_files(studio) == []
+
+
+def _block(studio: Studio, key: str) -> None:
+    """Put a directory where the object was, so removing it fails until the directory goes."""
+    path = studio.settings.media_dir / key
+    path.unlink()
+    (path / "in-the-way").mkdir(parents=True)
+
+
+def test_objects_that_keep_failing_do_not_hold_up_the_rest(studio) -> None:
+    stuck, later = (jobs.generate_image(studio, prompt, params=SMALL) for prompt in ("stuck", "later"))
+    for job in (stuck, later):
+        _block(studio, job.assets[0].thumbnail_key)
+        assert library.delete_jobs(studio, [job.id]).objects_pending == 1
+    assert library.drain_deletions(studio, limit=1) == {"failed": 1}  # the older one, tried again
+    shutil.rmtree(studio.settings.media_dir / later.assets[0].thumbnail_key)
+    # Least tried first: the newer row (1 attempt) comes before the older one (2 attempts).
+    assert library.drain_deletions(studio, limit=1) == {"removed": 1}
+    with studio.db.read() as session:
+        [left] = session.scalars(select(StorageDeletion))
+    assert left.key == stuck.assets[0].thumbnail_key and left.attempts == 2
+
+
+def test_a_storage_failure_on_s3_leaves_the_outbox_for_the_scheduler(s3_endpoint, tmp_path, monkeypatch) -> None:
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(
+        data_dir=tmp_path / "data", storage="s3", s3_bucket=new_bucket(s3_endpoint), s3_endpoint_url=s3_endpoint
+    )
+    studio = Studio.open(settings)
+    # The same database, with storage that refuses every request: a bucket that is not there.
+    broken = Studio(settings.model_copy(update={"s3_bucket": "no-such-bucket"}), db=studio.db)
+    try:
+        job = jobs.generate_image(studio, "on s3", params={**SMALL, "n": 2})
+        stored = objects(studio)
+        assert len(stored) == 4
+
+        done = library.delete_jobs(broken, [job.id])
+        assert (done.jobs, done.objects_removed) == (1, 0) and done.objects_pending == len(library.stored_keys(job))
+        assert _count(studio, Job) == 0 and _count(studio, Asset) == 0  # the rows went at once
+        with studio.db.read() as session:
+            waiting = session.scalars(select(StorageDeletion)).all()
+        assert {row.key for row in waiting} == set(library.stored_keys(job))
+        assert all(row.attempts == 1 and "NoSuchBucket" in (row.last_error or "") for row in waiting)
+        assert objects(studio) == stored  # nothing removed, nothing forgotten
+
+        assert run_tick(broken, "w")["deletions_failed"] == len(waiting)
+        assert "deletions_failed" not in run_tick(broken, "w")  # backing off, not hammering storage
+        assert run_tick(studio, "w")["deletions_removed"] == len(waiting)
+        assert objects(studio) == [] and _count(studio, StorageDeletion) == 0
+    finally:
+        broken.close()
+        studio.close()
+
+
+def test_the_system_page_shows_files_waiting_for_removal(app, studio) -> None:
+    job = jobs.generate_image(studio, "stubborn", params=SMALL)
+    app.switch_page("pages/system.py").run()
+    assert any("No files of deleted jobs" in c.value for c in app.caption)
+    _block(studio, job.assets[0].key)
+    library.delete_jobs(studio, [job.id])
+    app.run()
+    [waiting] = [w.value for w in app.warning if "wait to be removed" in w.value]
+    assert waiting.startswith("1 file") and "IsADirectoryError" in waiting  # (Markdown-escaped text)
 
 
 def test_zip_of_a_collection_streams_the_stored_files(any_studio) -> None:
@@ -161,38 +236,67 @@ def test_zip_of_a_collection_streams_the_stored_files(any_studio) -> None:
     picks = library.create_collection(studio, "local", "picks")
     library.add_to_collection(studio, "local", picks.id, [a.id for a in image.assets])
 
-    items = library.assets_to_zip(studio, owner="local", collection_id=picks.id)
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(library.zip_stream(studio, items))))
+    items = zips.assets_to_zip(studio, owner="local", collection_id=picks.id)
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(zips.zip_stream(studio, items))))
     names = sorted(archive.namelist())
-    assert names == sorted(library.zip_name(asset, job) for asset, job in items) and len(names) == 2
+    assert names == sorted(zips.zip_name(asset, job) for asset, job in items) and len(names) == 2
     for asset, job in items:
         with studio.storage.open(asset.key) as stored:
-            assert archive.read(library.zip_name(asset, job)) == stored.read()
-        assert archive.getinfo(library.zip_name(asset, job)).compress_type == zipfile.ZIP_STORED
-    by_jobs = library.assets_to_zip(studio, owner="local", job_ids=[other.id, image.id])
+            assert archive.read(zips.zip_name(asset, job)) == stored.read()
+        assert archive.getinfo(zips.zip_name(asset, job)).compress_type == zipfile.ZIP_STORED
+    by_jobs = zips.assets_to_zip(studio, owner="local", job_ids=[other.id, image.id])
     assert len(by_jobs) == 3
+    by_filter = zips.assets_to_zip(studio, owner="local", filters=JobFilters(text="zip"))
+    assert [(asset.id, job.id) for asset, job in by_filter] == [(a.id, image.id) for a in image.assets]
     with pytest.raises(NotFound):
-        library.assets_to_zip(studio, owner="someone else", collection_id=picks.id)
+        zips.assets_to_zip(studio, owner="someone else", collection_id=picks.id)
     with pytest.raises(InvalidInput, match="choose a collection or some jobs"):
-        library.assets_to_zip(studio, owner="local")
+        zips.assets_to_zip(studio, owner="local")
+
+
+def test_a_zip_holds_at_most_so_many_files(studio, monkeypatch) -> None:
+    monkeypatch.setattr(zips, "MAX_ZIP_FILES", 2)
+    job = jobs.generate_image(studio, "three", params={**SMALL, "n": 3})
+    with pytest.raises(InvalidInput) as refused:
+        zips.assets_to_zip(studio, owner="local", job_ids=[job.id])
+    assert refused.value.field == "selection" and "more than 2 files" in str(refused.value)
+    assert "at most 2 per zip" in str(refused.value)
 
 
 def test_retention_deletes_for_real_only_without_the_dry_run(studio) -> None:
     old = jobs.generate_image(studio, "old", params=SMALL)
     starred = jobs.generate_image(studio, "old but starred", params=SMALL)
     recent = jobs.generate_image(studio, "recent", params=SMALL)
+    derive.derive(studio.storage, old.assets[0], old.kind, "jpeg")
     for job in (old, starred):
         _age(studio, job.id, 40)
     library.toggle_star(studio, "local", starred.assets[0].id)
+    everything = stored_files(studio)
 
     studio.settings = studio.settings.model_copy(update={"retention_days": 30})  # dry run by default
-    assert retention.apply(studio) == 0 and _count(studio, Job) == 3
+    assert retention.apply(studio) == 0
+    assert "retention_deleted" not in run_tick(studio, "w")
+    assert _count(studio, Job) == 3 and stored_files(studio) == everything
+
     studio.settings = studio.settings.model_copy(update={"retention_dry_run": False})
     assert run_tick(studio, "w")["retention_deleted"] == 1  # the scheduler applies it
     with studio.db.read() as session:
         assert set(session.scalars(select(Job.id))) == {starred.id, recent.id}
-    assert not [f for f in stored_files(studio) if old.id in f]
+    assert stored_files(studio) == [f for f in everything if old.id not in f]  # JPEG copy included
+    assert any(starred.id in f for f in stored_files(studio))
+    assert _count(studio, StorageDeletion) == 0
+    _age(studio, recent.id, 40)
     assert "retention_deleted" not in run_tick(studio, "w")  # once an hour, not every tick
+
+
+def test_a_retention_backlog_is_worked_off_a_bounded_run_per_tick(studio, monkeypatch) -> None:
+    monkeypatch.setattr(scheduler, "RETENTION_PER_RUN", 2)
+    made = [jobs.generate_image(studio, f"old {i}", params=SMALL) for i in range(5)]
+    for job in made:
+        _age(studio, job.id, 40)
+    studio.settings = studio.settings.model_copy(update={"retention_days": 30, "retention_dry_run": False})
+    assert [run_tick(studio, "w")["retention_deleted"] for _ in range(4)] == [2, 2, 1, 0]
+    assert _count(studio, Job) == 0 and stored_files(studio) == []
 
 
 @pytest.mark.e2e
@@ -217,9 +321,17 @@ def test_the_zip_route_streams_what_a_signed_link_names(tmp_path) -> None:
             assert answer.headers["content-disposition"] == "attachment; filename*=UTF-8''picks.zip"
             assert int(answer.headers["content-length"]) == len(answer.content)
             archive = zipfile.ZipFile(io.BytesIO(answer.content))
-            assert sorted(archive.namelist()) == sorted(library.zip_name(a, job) for a in job.assets)
+            assert sorted(archive.namelist()) == sorted(zips.zip_name(a, job) for a in job.assets)
             by_jobs = fetch(web.zip_link(settings, "local", job_ids=(job.id,), name="sel"))
             assert len(zipfile.ZipFile(io.BytesIO(by_jobs.content)).namelist()) == 2
+            by_filter = fetch(web.zip_link(settings, "local", filters=JobFilters(text="http"), name="all"))
+            for asset in job.assets:
+                with studio.storage.open(asset.key) as stored:
+                    assert (
+                        zipfile.ZipFile(io.BytesIO(by_filter.content)).read(zips.zip_name(asset, job)) == stored.read()
+                    )
+            nothing = fetch(web.zip_link(settings, "local", filters=JobFilters(text="nowhere"), name="none"))
+            assert nothing.status_code == 404 and "holds no files" in nothing.text
 
             # Someone else's collection, a link not signed with this key, a tampered one, none.
             theirs = fetch(web.zip_link(settings, "bo@example.com", collection_id=picks.id, name="x"))

@@ -304,3 +304,34 @@ def test_gallery_selection_collects_zips_and_deletes(app, studio) -> None:
     assert [j.id for j in jobs.list_jobs(studio)] == [made[2].id]
     assert all(made[2].id in f for f in stored_files(studio))
     assert any(c.value == "0 selected" for c in app.caption)
+
+
+def test_gallery_selection_spans_pages_and_the_view_downloads_as_zip(app, studio) -> None:
+    older = jobs.generate_image(studio, "pick older", params={"size": "256x256"})
+    for i in range(12):
+        jobs.submit_video(studio, f"filler {i}")
+    newer = jobs.generate_image(studio, "pick newer", params={"size": "256x256"})
+    app.switch_page("pages/gallery.py").run()
+    app.selectbox(key="g-size").set_value(12).run()
+    [everything] = [b for b in app.get("link_button") if b.proto.label == "Download all as zip"]
+    assert _signed(studio, everything.proto.url)["filters"]["kinds"] == []
+    app.text_input(key="g-text").input("pick").run()
+    [picks] = [b for b in app.get("link_button") if b.proto.label == "Download all as zip"]
+    assert _signed(studio, picks.proto.url)["filters"]["text"] == "pick"
+    app.text_input(key="g-text").input("").run()
+
+    app.toggle(key="g-selecting").set_value(True).run()
+    app.checkbox(key=f"sel-{newer.id}").check().run()
+    app.button(key="g-next").click().run()
+    app.checkbox(key=f"sel-{older.id}").check().run()
+    assert any(c.value == "2 selected" for c in app.caption)
+    app.text_input(key="bulk-collect-new").input("Both pages").run()
+    app.button(key="bulk-collect-add").click().run()
+    [(collection_id, _)] = browse.collections_of(studio, "local")
+    for job in (older, newer):  # the one selected on the page before too
+        assert library.collections_holding(studio, "local", job.assets[0].id) == [collection_id]
+    app.button(key="bulk-delete").click().run()
+    app.button(key="bulk-delete-yes").click().run()
+    assert not app.exception, app.exception
+    assert {older.id, newer.id}.isdisjoint(j.id for j in jobs.list_jobs(studio))
+    assert not [f for f in stored_files(studio) if older.id in f or newer.id in f]

@@ -371,3 +371,14 @@ def test_delete_prefix_removes_one_jobs_objects_only(backend_settings) -> None:
     assert storage.delete_prefix("video/2026/11/24/j1-") == 3
     assert [k for k in keys + kept if storage.exists(k)] == kept
     assert storage.delete_prefix("video/2026/11/24/j1-") == 0
+
+
+def test_delete_many_removes_in_bulk_and_missing_keys_are_no_failure(backend_settings) -> None:
+    storage = make_storage(backend_settings)
+    keys = ["image/2026/11/24/j1-0.png", "image/2026/11/24/j1-0.thumb.webp", "image/2026/11/24/j1-0.jpeg"]
+    kept = ["image/2026/11/24/j2-0.png"]
+    for key in keys + kept:
+        storage.put(key, io.BytesIO(b"x"), "image/png")
+    assert storage.delete_many([*keys, "image/2026/11/24/never-0.png"]) == {}
+    assert [k for k in keys + kept if storage.exists(k)] == kept
+    assert storage.delete_many(keys) == {}  # again: already gone is done

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -25,6 +25,12 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """Remove the keys, in as few requests as the backend allows; return those that could not
+        be removed, each with the reason. Missing keys are not failures. May raise when the
+        backend cannot be reached at all (then nothing is known to be removed)."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import quote
@@ -47,6 +47,15 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for key in keys:
+            try:
+                self.delete(key)
+            except (OSError, ValueError) as exc:
+                failed[key] = f"{type(exc).__name__}: {exc}"
+        return failed
 
     def delete_prefix(self, prefix: str) -> int:
         folder, _, stem = prefix.rpartition("/")

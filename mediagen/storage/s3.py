@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import quote
@@ -29,6 +29,7 @@ CORS_RULE_ID = "mediagen-media-get"
 LIFECYCLE_RULE_ID = "mediagen-abort-incomplete-uploads"
 CACHE_CONTROL = "public, max-age=86400"
 FILEOBJ_PARTS_IN_MEMORY = 4
+DELETE_OBJECTS_MAX = 1000  # keys S3 accepts in one DeleteObjects request
 
 
 class StorageError(MediagenError):
@@ -115,6 +116,21 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        ours = {self._full(key): key for key in keys}
+        full_keys = list(ours)
+        for start in range(0, len(full_keys), DELETE_OBJECTS_MAX):
+            batch = [{"Key": key} for key in full_keys[start : start + DELETE_OBJECTS_MAX]]
+            with _failures_named(f"S3 delete of {len(batch)} object(s)"):
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            # A key S3 does not have is deleted as far as it is concerned: no error comes back.
+            for error in answer.get("Errors", []):
+                failed[ours.get(error.get("Key", ""), error.get("Key", ""))] = (
+                    f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
+                )
+        return failed
 
     def delete_prefix(self, prefix: str) -> int:
         removed = 0

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from mediagen import browse, library, web
+from mediagen import browse, jobs, library, web, zips
 from mediagen.errors import MediagenError
 from mediagen.models import Asset, Job
 from mediagen.states import JobStatus
@@ -16,9 +16,42 @@ from mediagen.ui import services, widgets
 SELECTED = "g-selected"
 
 
-def zip_url(studio: Studio, *, collection_id: int | None = None, job_ids: Sequence[str] = (), name: str) -> str:
+def zip_url(
+    studio: Studio,
+    *,
+    collection_id: int | None = None,
+    job_ids: Sequence[str] = (),
+    filters: browse.JobFilters | None = None,
+    name: str,
+) -> str:
     owner = services.signed_in_user().email
-    return web.zip_link(studio.settings, owner, collection_id=collection_id, job_ids=tuple(job_ids), name=name)
+    return web.zip_link(
+        studio.settings, owner, collection_id=collection_id, job_ids=tuple(job_ids), filters=filters, name=name
+    )
+
+
+def _toggle_star(studio: Studio, owner: str, asset_id: int) -> None:
+    try:
+        library.toggle_star(studio, owner, asset_id)
+    except MediagenError as exc:  # deleted by someone else meanwhile
+        st.toast(str(exc), icon=":material/error:")
+
+
+def gallery_zip_link(studio: Studio, filters: browse.JobFilters, total: int, collection_name: str | None) -> None:
+    """The chosen collection as a zip, or else every file of the jobs the filters match."""
+    if filters.collection_id is not None:
+        name = collection_name or "collection"
+        url = zip_url(studio, collection_id=filters.collection_id, name=name)
+        st.link_button("Download collection as zip", url, icon=":material/folder_zip:")
+    elif total:
+        too_many = total > zips.MAX_ZIP_FILES
+        st.link_button(
+            "Download all as zip",
+            zip_url(studio, filters=filters, name="gallery"),
+            icon=":material/folder_zip:",
+            disabled=too_many,
+            help=f"At most {zips.MAX_ZIP_FILES} files per zip: narrow the filters" if too_many else None,
+        )
 
 
 def star_button(studio: Studio, owner: str, asset: Asset, starred: bool) -> None:
@@ -28,7 +61,7 @@ def star_button(studio: Studio, owner: str, asset: Asset, starred: bool) -> None
         key=f"star-{asset.id}",
         icon=icon,
         help="Star it to find it again; retention keeps it",
-        on_click=library.toggle_star,  # before the rerun, so the button shows the new state
+        on_click=_toggle_star,  # before the rerun, so the button shows the new state
         args=(studio, owner, asset.id),
     )
 
@@ -105,20 +138,20 @@ def _clear_selection() -> None:
 
 
 def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> None:
-    """What can be done with the selected jobs: collect, zip, delete."""
+    """What can be done with the selected jobs, on this page and others: collect, zip, delete."""
     chosen = selection(jobs_on_page)
-    known = {job.id: job for job in jobs_on_page}
+    selected_jobs = jobs.get_jobs(studio, sorted(chosen)) if chosen else []
+    chosen.intersection_update(job.id for job in selected_jobs)  # forget jobs deleted meanwhile
     with st.container(horizontal=True, vertical_alignment="center", key="g-bulk"):
         st.caption(f"{len(chosen)} selected")
         if not chosen:
             return
-        selected_jobs = [known[i] for i in chosen if i in known]
         asset_ids = [asset.id for job in selected_jobs for asset in job.assets]
         collect_popover(studio, owner, asset_ids, key="bulk-collect")
         st.link_button(
             "Download zip", zip_url(studio, job_ids=sorted(chosen), name="selection"), icon=":material/folder_zip:"
         )
-        files = sum(len(job.assets) for job in selected_jobs)
+        files = len(asset_ids)
         user = services.signed_in_user()
         if not all(user.may_change(job.owner) for job in selected_jobs):
             st.caption("Only your own jobs can be deleted.")
@@ -128,3 +161,18 @@ def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> Non
             _clear_selection()
             st.rerun()
         st.button("Clear selection", key="g-clear", on_click=_clear_selection)
+
+
+def deletion_backlog(backlog: library.DeletionBacklog) -> None:
+    """The System page's line on files of deleted jobs that storage has not let go of yet."""
+    if not backlog.objects:
+        st.caption("No files of deleted jobs are waiting to be removed.")
+        return
+    since = f" since {backlog.oldest:%Y-%m-%d %H:%M} UTC" if backlog.oldest else ""
+    st.warning(
+        widgets.plain(
+            f"{backlog.objects:,} file(s) of deleted jobs wait to be removed from storage{since}; "
+            f"the poller retries them. Last error: {backlog.last_error or 'none yet'}"
+        ),
+        icon=":material/delete_sweep:",
+    )
