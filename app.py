@@ -9,7 +9,7 @@ from starlette.staticfiles import StaticFiles
 from streamlit.runtime.pages_manager import PagesManager
 
 from mediagen import runtime, web
-from mediagen.access import exposure_refusal
+from mediagen.access import auth_problems, exposure_refusal
 from mediagen.config import Settings
 from mediagen.ui import services
 from mediagen.ui.navigation import build_navigation
@@ -28,6 +28,9 @@ async def lifespan(_app):
     refusal = exposure_refusal(
         st.get_option("server.address"), services.auth_configured(), _settings.allow_unauthenticated
     )
+    if refusal is None and services.auth_configured():
+        problems = auth_problems(st.secrets["auth"])
+        refusal = "sign-in is half configured: " + "; ".join(problems) if problems else None
     if refusal:
         print(f"mediagen: {refusal}", file=sys.stderr, flush=True)
         raise SystemExit(3)

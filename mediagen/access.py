@@ -125,3 +125,21 @@ def _loopback(address: str | None) -> bool:
         return ipaddress.ip_address(address.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+def auth_problems(section: Mapping[str, object]) -> list[str]:
+    """What an ``[auth]`` section lacks for sign-in to work; empty when nothing. Caught at start-up,
+    so a half-written secrets file is not found out by the first person who clicks Sign in."""
+    problems = [f"[auth] needs {key}" for key in ("redirect_uri", "cookie_secret") if not section.get(key)]
+    redirect = str(section.get("redirect_uri") or "")
+    if redirect and not redirect.rstrip("/").endswith("/oauth2callback"):
+        problems.append("[auth] redirect_uri must end in /oauth2callback")
+    providers = {name: value for name, value in section.items() if isinstance(value, Mapping)}
+    if not providers:
+        problems += [f"[auth] needs {key}" for key in PROVIDER_KEYS if not section.get(key)]
+    for name, provider in providers.items():
+        problems += [f"[auth.{name}] needs {key}" for key in PROVIDER_KEYS if not provider.get(key)]
+    return problems

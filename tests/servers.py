@@ -44,6 +44,8 @@ def app_server(
         "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn" if settings.get("storage", "local") == "local" else "",
         "MEDIAGEN_POLL_INTERVAL_S": "0.3",
         "PYTHONPATH": str(ROOT),
+        # A developer's own ~/.streamlit/secrets.toml must not turn sign-in on in a test server.
+        "HOME": str(workdir),
         **{f"MEDIAGEN_{k.upper()}": v for k, v in settings.items()},
     }
     log_path = workdir / "streamlit.log"

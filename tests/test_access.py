@@ -150,3 +150,18 @@ def test_a_creator_cannot_act_on_another_creators_job_in_the_gallery(app, studio
     assert "Retry" not in labels and "Delete" not in labels  # neither is offered
     app.switch_page("pages/video_studio.py").run()
     assert "dee's clip" not in [t.value for t in app.text]  # the panel lists the user's own videos
+
+
+def test_a_half_written_auth_section_is_named_at_start_up() -> None:
+    from mediagen.access import auth_problems
+
+    complete = {**AUTH}
+    assert auth_problems(complete) == []
+    assert auth_problems({"redirect_uri": "http://x/callback", "client_id": "c"}) == [
+        "[auth] needs cookie_secret",
+        "[auth] redirect_uri must end in /oauth2callback",
+        "[auth] needs client_secret",
+        "[auth] needs server_metadata_url",
+    ]
+    named = {"redirect_uri": AUTH["redirect_uri"], "cookie_secret": "s", "google": {"client_id": "c"}}
+    assert auth_problems(named) == ["[auth.google] needs client_secret", "[auth.google] needs server_metadata_url"]

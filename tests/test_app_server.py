@@ -88,3 +88,17 @@ def test_serving_on_all_interfaces_without_sign_in_is_refused(tmp_path) -> None:
 def test_serving_on_all_interfaces_can_be_allowed_explicitly(tmp_path) -> None:
     with app_server(tmp_path, allow_unauthenticated="1", streamlit_args=("--server.address", "0.0.0.0")) as running:
         assert httpx.get(f"{running.base}/_stcore/health", timeout=10).status_code == 200
+
+
+def test_a_half_written_sign_in_is_refused_at_start_up(tmp_path) -> None:
+    from .servers import free_port
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://127.0.0.1:1/oauth2callback"\nclient_id = "c"\n')
+    env = {**os.environ, "MEDIAGEN_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(free_port())]
+    refused = subprocess.run(
+        [*command, "--secrets.files", str(secrets)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "mediagen: sign-in is half configured: [auth] needs cookie_secret" in output
