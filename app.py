@@ -25,10 +25,9 @@ _settings.media_dir.mkdir(parents=True, exist_ok=True)
 
 @asynccontextmanager
 async def lifespan(_app):
-    refusal = exposure_refusal(
-        st.get_option("server.address"), services.auth_configured(), _settings.allow_unauthenticated
-    )
-    if refusal is None and services.auth_configured():
+    signed_in = services.auth_configured()
+    refusal = exposure_refusal(st.get_option("server.address"), signed_in, _settings.allow_unauthenticated)
+    if refusal is None and signed_in:
         problems = auth_problems(st.secrets["auth"])
         refusal = "sign-in is half configured: " + "; ".join(problems) if problems else None
     if refusal:

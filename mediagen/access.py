@@ -60,9 +60,6 @@ class User:
     def may_open(self, page: Page) -> bool:
         return self.role is not None and page in PAGES_FOR[self.role]
 
-    def may_generate(self) -> bool:
-        return self.role in (Role.CREATOR, Role.ADMIN)
-
     def may_change(self, owner: str) -> bool:
         """Cancel, retry or delete a job (or star and collect as its owner): its owner or an admin."""
         return self.is_admin or (self.role is Role.CREATOR and owner == self.email)
@@ -90,11 +87,6 @@ def require_change(user: User, owner: str, what: str) -> None:
     if not user.may_change(owner):
         whose = "your own jobs" if user.role is Role.CREATOR else "nothing"
         raise Forbidden(f"you can't {what} this job: it belongs to {owner}, and as {user.role} you may change {whose}")
-
-
-def require_generate(user: User) -> None:
-    if not user.may_generate():
-        raise Forbidden(f"generating is for creators and admins; you are signed in as a {user.role}")
 
 
 def _refusal(user: User, title: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Select, exists, func, literal_column, select, text, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, exists, func, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from .db import Database
@@ -149,17 +149,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("page", "the page link is damaged; start from the first page") from None
 
 
+def _beyond(after: str | None, newest_first: bool) -> list[ColumnElement[bool]]:
+    """The condition for rows after the cursor ``after`` in page order (none without a cursor)."""
+    if not after:
+        return []
+    # A row-value comparison, not "a < x OR (a = x AND b < y)": SQLite turns it into one range
+    # over the (created_at, id) index; the OR form made page 500 slower than page 1.
+    position, cursor = tuple_(Job.created_at, Job.id), decode_cursor(after)
+    return [position < cursor if newest_first else position > cursor]
+
+
+def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:
+    return (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
+
+
 def seek(query: Q, after: str | None, *, newest_first: bool = True) -> Q:
     """``query`` (over ``Job``) ordered by (created_at, id) and starting after the row named by
     the cursor ``after``; the caller adds the limit."""
-    if after:
-        created, job_id = decode_cursor(after)
-        # A row-value comparison, not "a < x OR (a = x AND b < y)": SQLite turns it into one range
-        # over the (created_at, id) index; the OR form made page 500 slower than page 1.
-        position = tuple_(Job.created_at, Job.id)
-        query = query.where(position < (created, job_id) if newest_first else position > (created, job_id))
-    order = (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
-    return query.order_by(*order)
+    return query.where(*_beyond(after, newest_first)).order_by(*_page_order(newest_first))
 
 
 # A full-text page looks among this many of the next jobs in page order first, then among eight
@@ -183,13 +190,10 @@ def _window(session: Session, after: str | None, newest_first: bool, rows: int) 
     creation order and a rowid span lets FTS5 read only the window's part of each word's list.
     (When rowids do not follow creation order, the span is just wider: the result is the same.)
     """
-    position = tuple_(Job.created_at, Job.id)
-    beyond = []
-    if after:
-        cursor = decode_cursor(after)
-        beyond.append(position < cursor if newest_first else position > cursor)
-    order = (Job.created_at.desc(), Job.id.desc()) if newest_first else (Job.created_at.asc(), Job.id.asc())
-    edge = session.scalar(select(Job.created_at).where(*beyond).order_by(*order).offset(rows - 1).limit(1))
+    beyond = _beyond(after, newest_first)
+    edge = session.scalar(
+        select(Job.created_at).where(*beyond).order_by(*_page_order(newest_first)).offset(rows - 1).limit(1)
+    )
     if edge is None:
         return None
     within = Job.created_at >= edge if newest_first else Job.created_at <= edge

@@ -86,13 +86,6 @@ def _rounded(seconds: float | None) -> float:
     return float("nan") if seconds is None else round(seconds, 1)
 
 
-def status_totals(studio: Studio, filters: JobFilters) -> dict[str, int]:
-    """Finished jobs per status from the roll-up."""
-    query = _matching(select(JobStat.status, func.sum(JobStat.jobs)).group_by(JobStat.status), filters)
-    with studio.db.read() as session:
-        return {str(status): int(jobs) for status, jobs in session.execute(query)}
-
-
 def _jobs_with(frame: pd.DataFrame, status: str | Sequence[str]) -> int:
     statuses = [status] if isinstance(status, str) else list(status)
     return int(frame.loc[frame["status"].isin(statuses), "jobs"].sum())

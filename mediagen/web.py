@@ -21,7 +21,6 @@ from .browse import JobFilters
 from .config import Settings
 from .errors import MediagenError, NotFound
 
-LOCAL_OWNER = "local"
 LINK_LIFETIME_S = 3600
 
 

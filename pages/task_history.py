@@ -22,7 +22,8 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
 filters = browse.JobFilters(kinds=kinds, statuses=statuses, models=models, since=since, until=until, owner=owner)
 try:
     lines = reports.stat_frame(studio, filters)
-    counts = history.status_counts(studio, filters)
+    counts = history.status_counts(studio, filters, lines)
+    summary = reports.overview(studio, lines, filters)
 except MediagenError as exc:
     widgets.show_error(exc)
     st.stop()
@@ -35,8 +36,8 @@ st.caption("Finished jobs are counted when they end, by the day they were create
 
 overview, usage, table = st.tabs(["Overview", "Usage & cost", "Jobs"])
 with overview:
-    metrics.overview(studio, lines, filters)
+    metrics.overview(studio, lines, filters, summary)
 with usage:
-    metrics.usage_and_cost(studio, lines, filters)
+    metrics.usage_and_cost(studio, lines, filters, summary)
 with table:
     metrics.jobs_table(studio, filters)

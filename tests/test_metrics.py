@@ -258,9 +258,11 @@ def test_filters_and_period_select_lines(studio, scripted_failure) -> None:
 def test_status_counts_add_live_active_jobs_to_the_roll_up(studio, scripted_failure) -> None:
     _mixed_history(studio, scripted_failure)
     jobs.submit_video(studio, "waiting")
-    counts = history.status_counts(studio, browse.JobFilters())
+    everything = browse.JobFilters()
+    counts = history.status_counts(studio, everything, reports.stat_frame(studio, everything))
     assert counts == {"queued": 1, "running": 0, "succeeded": 3, "failed": 1, "canceled": 1, "timed_out": 1}
-    assert history.status_counts(studio, browse.JobFilters(statuses=["failed"]))["queued"] == 0
+    failed = browse.JobFilters(statuses=["failed"])
+    assert history.status_counts(studio, failed, reports.stat_frame(studio, failed))["queued"] == 0
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,7 @@ def _daily_chart(lines: pd.DataFrame, filters: JobFilters, value: str, label: st
     st.bar_chart(table, y_label=label, color=colours, height=220)
 
 
-def overview(studio: Studio, lines: pd.DataFrame, filters: JobFilters) -> None:
-    summary = reports.overview(studio, lines, filters)
+def overview(studio: Studio, lines: pd.DataFrame, filters: JobFilters, summary: reports.Overview) -> None:
     with st.container(horizontal=True):
         st.metric("Finished jobs", f"{summary.finished:,}")
         st.metric("Success rate", _share(summary.success_rate), help="Succeeded of succeeded, failed and timed out")
@@ -108,8 +107,7 @@ def overview(studio: Studio, lines: pd.DataFrame, filters: JobFilters) -> None:
         )
 
 
-def usage_and_cost(studio: Studio, lines: pd.DataFrame, filters: JobFilters) -> None:
-    summary = reports.overview(studio, lines, filters)
+def usage_and_cost(studio: Studio, lines: pd.DataFrame, filters: JobFilters, summary: reports.Overview) -> None:
     unknown = summary.unpriced_models and not summary.cost_usd
     st.metric(
         "Estimated cost",
