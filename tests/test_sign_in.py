@@ -127,7 +127,7 @@ def test_an_admin_sees_everything(studio_server, visitor) -> None:
     _sign_in(visitor, studio_server, "ana@example.com")
     assert _nav(visitor) == {"Image studio", "Video studio", "Gallery", "Task history", "System"}
     visitor.get_by_role("link", name="Task history").click()
-    visitor.get_by_text("Finished jobs").wait_for()
+    visitor.get_by_text("Finished jobs", exact=True).wait_for()
     visitor.get_by_role("link", name="System").click()
     visitor.get_by_text("Providers").first.wait_for()
     assert "mediagen-test-secret" not in visitor.content() and "c" * 40 not in visitor.content()
