@@ -40,7 +40,7 @@ test: lint typecheck browser
 	$(BIN)/pytest
 
 screenshots: install browser
-	MEDIAGEN_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/test_browser.py -q
+	MEDIAGEN_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/ui/test_browser.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

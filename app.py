@@ -4,15 +4,17 @@ import sys
 from contextlib import asynccontextmanager
 
 import streamlit as st
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from streamlit.runtime.pages_manager import PagesManager
 
-from mediagen import runtime, web
-from mediagen.access import auth_problems, exposure_refusal
+from mediagen import server
+from mediagen.api.answers import EXCEPTION_HANDLERS
+from mediagen.api.routes import ROUTES
+from mediagen.auth.exposure import auth_problems, exposure_refusal
 from mediagen.config import Settings
 from mediagen.ui import services
-from mediagen.ui.navigation import build_navigation
+from mediagen.ui.navigation import build_navigation, run_page
 
 # Our pages live in pages/ but st.navigation routes them. Without this, the first session of a
 # fresh server that opens a page's URL directly (a shared gallery link) ran that file on its own,
@@ -33,25 +35,26 @@ async def lifespan(_app):
     if refusal:
         print(f"mediagen: {refusal}", file=sys.stderr, flush=True)
         raise SystemExit(3)
-    # Once per server process: never per browser session, so there is exactly one poller.
-    runtime.start()
+    # Once per server process: never per browser session, so there is at most one worker here.
+    server.start()
     try:
         yield None
     finally:
-        runtime.stop()
+        server.stop()
 
 
 app = st.App(
     __file__,
-    # The local storage backend's files, on the app's own port, with Range support (206).
     routes=[
+        # The local storage backend's files, on the app's own port, with Range support (206).
         Mount("/cdn", app=StaticFiles(directory=_settings.media_dir), name="cdn"),
-        Route("/library/zip", web.zip_download, methods=["GET"]),
+        *ROUTES,
     ],
+    exception_handlers=EXCEPTION_HANDLERS,
     lifespan=lifespan,
 )
 
 # Uvicorn imports this file once as a module to find `app`; Streamlit then runs it as
 # `__main__` for every browser session, which is when the page should render.
 if __name__ == "__main__":
-    build_navigation().run()
+    run_page(build_navigation())

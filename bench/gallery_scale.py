@@ -15,7 +15,7 @@ thumbnails), so the page's bytes are real. Then, median of several runs each:
 - filtered + search: kind, model and a prompt word (FTS5) together; and the match count;
 - count: ``browse.count_jobs`` with no filters (the gallery shows it);
 - admin metrics: the Task history page's tables over its default period (30 days) from the daily
-  roll-up (``metrics.rebuild`` fills it after seeding, as the app does when a job ends);
+  roll-up (``rollup.rebuild`` fills it after seeding, as the app does when a job ends);
 - gallery / history render: a full ``AppTest`` run of each page (after one warm-up run);
 - the first page's thumbnail bytes against its originals' bytes.
 
@@ -41,9 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, select, update  # noqa: E402
 
-from mediagen import browse, jobs, metrics, reports  # noqa: E402
+from mediagen.admin import reports, rollup  # noqa: E402
 from mediagen.config import Settings  # noqa: E402
-from mediagen.models import Asset, Job, JobEvent  # noqa: E402
+from mediagen.db.tables import Asset, Job, JobEvent  # noqa: E402
+from mediagen.jobs import actions, browse, queries  # noqa: E402
 from mediagen.studio import Studio  # noqa: E402
 
 PAGE = 24
@@ -104,23 +105,23 @@ def _samples(studio: Studio) -> dict[str, list[dict[str, Any]]]:
     """Real stored media to point the seeded assets at: generated once per data dir."""
     made: dict[str, list[dict[str, Any]]] = {"image": [], "video": []}
     for i in range(SAMPLE_FILES):
-        image = jobs.generate_image(studio, f"sample {i}", params={"size": "1024x1024", "seed": i})
+        image = actions.generate_image(studio, f"sample {i}", params={"size": "1024x1024", "seed": i})
         made["image"].extend(_asset_values(a) for a in image.assets)
     for i in range(SAMPLE_FILES):
-        video = jobs.submit_video(studio, f"sample {i}", params={"duration": 3, "size": "640x360", "seed": i})
+        video = actions.submit_video(studio, f"sample {i}", params={"duration": 3, "size": "640x360", "seed": i})
         _finish(studio, video.id)
-        made["video"].extend(_asset_values(a) for a in jobs.get_job(studio, video.id).assets)
+        made["video"].extend(_asset_values(a) for a in queries.get_job(studio, video.id).assets)
     return made
 
 
 def _finish(studio: Studio, job_id: str) -> None:
-    from mediagen.poller import tick
+    from mediagen.worker.sweep import tick
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         tick(studio)
         studio.drain()
-        if jobs.get_job(studio, job_id).assets:
+        if queries.get_job(studio, job_id).assets:
             return
         time.sleep(0.2)
     raise RuntimeError(f"sample video {job_id} did not finish")
@@ -177,7 +178,7 @@ def seed(studio: Studio, n: int, samples: dict[str, list[dict[str, Any]]], rng: 
             for start in range(0, len(rows), 5000):
                 session.execute(insert(table), rows[start : start + 5000])
     with studio.db.engine.begin() as connection:
-        metrics.rebuild(connection)  # the roll-up the app keeps as jobs end
+        rollup.rebuild(connection)  # the roll-up the app keeps as jobs end
 
 
 def _page_500_cursor(studio: Studio) -> str | None:
@@ -193,9 +194,9 @@ def _page_500_cursor(studio: Studio) -> str | None:
 def _render_ms(studio: Studio, page: str) -> float:
     from streamlit.testing.v1 import AppTest
 
-    from mediagen import runtime
+    from mediagen import server
 
-    runtime.use(studio)
+    server.use(studio)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()
     app.switch_page(page)

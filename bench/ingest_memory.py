@@ -71,10 +71,10 @@ def ingest(method: str, url: str, endpoint: str, bucket: str) -> None:
     import httpx
 
     from mediagen.config import Settings
-    from mediagen.ingest import ingest_outputs
-    from mediagen.models import utcnow
+    from mediagen.db.tables import utcnow
+    from mediagen.jobs.status import JobKind
+    from mediagen.media.ingest import ingest_outputs
     from mediagen.providers.base import MediaSource
-    from mediagen.states import JobKind
     from mediagen.studio import Studio
 
     settings = Settings(

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select, update  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
-from tests.fake_providers import FakeProviders, Recorded  # noqa: E402
+from tests.support.fake_providers import FakeProviders, Recorded  # noqa: E402
 
 POLL_DELAY_S = 0.1
 GIVE_UP_AFTER_S = 90.0  # after the last task is ready; a run that has not finished by then is cut short
@@ -203,11 +203,11 @@ def _studio(env: dict[str, str]) -> Any:
 
 def _in_flight(studio: Any, task_ids: list[str]) -> list[str]:
     """Jobs as the poller would have left them right after submitting each one (bulk insert)."""
-    from mediagen import jobs
-    from mediagen.models import Job, JobEvent, utcnow
-    from mediagen.states import JobKind, JobStatus
+    from mediagen.db.tables import Job, JobEvent, utcnow
+    from mediagen.jobs import actions
+    from mediagen.jobs.status import JobKind, JobStatus
 
-    request = jobs.validate(studio, JobKind.VIDEO, "sweep", "sora-2", None)
+    request = actions.validate(studio, JobKind.VIDEO, "sweep", "sora-2", None)
     now = utcnow()
     with studio.db.write() as session:
         rows = []
@@ -245,7 +245,7 @@ def _pcts(values: list[float]) -> tuple[float, float] | None:
 
 
 def run(config: Config, n_jobs: int, ready_after_s: float, spread_s: float) -> Result:
-    from mediagen.models import Job
+    from mediagen.db.tables import Job
 
     started = time.monotonic()
     fake = FakeProcess(POLL_DELAY_S)
@@ -342,27 +342,28 @@ def run(config: Config, n_jobs: int, ready_after_s: float, spread_s: float) -> R
 # -- idle tick ------------------------------------------------------------------------------
 def idle_tick_cpu(n_jobs: int, ticks: int = 100) -> list[tuple[str, float, float]]:
     """CPU and wall milliseconds per tick with nothing due: empty, and with ``n_jobs`` not due."""
-    from mediagen import jobs
     from mediagen.config import Settings
-    from mediagen.models import Job, utcnow
-    from mediagen.poller import tick
-    from mediagen.scheduler import run_tick
+    from mediagen.db.tables import Job, utcnow
+    from mediagen.jobs import actions
     from mediagen.studio import Studio
+    from mediagen.worker.loop import Worker
+    from mediagen.worker.sweep import tick
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MEDIAGEN_OUTBOUND_ALLOW"] = '["127.0.0.1/32"]'
         studio = Studio.open(Settings(data_dir=Path(tmp) / "data", public_base_url="http://127.0.0.1:9/cdn"))
         try:
+            idle_worker = Worker(studio, "idle")
             for label in ("empty database", f"{n_jobs} jobs in flight, none due"):
                 if label != "empty database":
                     for i in range(n_jobs):
-                        jobs.submit_video(studio, f"idle {i}", model="local-video")
+                        actions.submit_video(studio, f"idle {i}", model="local-video")
                     with studio.db.write() as session:
                         session.execute(update(Job).values(next_poll_at=utcnow() + timedelta(hours=1)))
                 calls = {
-                    "poller.tick()": lambda: tick(studio, worker_id="idle"),
-                    "scheduler.run_tick() (tick + webhooks + heartbeat)": lambda: run_tick(studio, "idle"),
+                    "sweep.tick()": lambda: tick(studio, worker_id="idle"),
+                    "Worker.run_tick() (tick + housekeeping + heartbeat)": lambda: idle_worker.run_tick().busy,
                 }
                 for name, call in calls.items():
                     call()  # warm up

@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from playwright.sync_api import sync_playwright
-
-from tests.servers import app_server
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+from tests.support.servers import app_server
 
 NEW_IMAGE_LOADED = """(before) => [...document.querySelectorAll("img[src*='/cdn/image/']")]
     .some(i => !before.includes(i.src) && i.complete && i.naturalWidth > 0)"""

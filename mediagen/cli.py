@@ -1,7 +1,8 @@
 """``python -m mediagen``: JSON on stdout, messages on stderr.
 
-Exit codes: 0 success; 1 the generation failed (recorded as a failed job); 2 invalid input
-(nothing was created).
+Exit codes come from the error tree (``errors``): 0 success; 1 the generation failed (recorded as a
+failed job); 2 refused (invalid input, no such job, not allowed; nothing was created or changed);
+3 an internal error (one line here, the traceback with ``--verbose``).
 """
 
 from __future__ import annotations
@@ -14,19 +15,26 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from . import jobs, metrics
+from .admin import rollup
 from .config import Settings
-from .errors import InvalidInput, MediagenError, NotFound
-from .states import JobKind, JobStatus
+from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, InvalidInput, MediagenError
+from .jobs import actions, queries
+from .jobs.schema import JobOut
+from .jobs.status import JobKind, JobStatus
+from .media.derive import copy_to, derive
 from .studio import Studio
+from .worker.loop import Worker
+from .worker.sweep import tick
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+log = logging.getLogger("mediagen.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mediagen", description="Generate and manage media jobs.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log more, and show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     image = sub.add_parser("image", help="generate images now and print the finished job")
@@ -42,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--duration", type=int, help="length in seconds")
     video.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
     video.add_argument("--seed", type=int, help="same prompt and seed give the same result")
-    video.add_argument("--wait", action="store_true", help="run the poller here until the job ends")
+    video.add_argument("--wait", action="store_true", help="poll the job here until it ends")
     video.add_argument("--webhook-url", help="POST the job's final state here, signed (Standard Webhooks)")
 
     listing = sub.add_parser("jobs", help="list jobs, newest first")
@@ -57,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub.add_parser(name, help=text).add_argument("id")
 
-    worker = sub.add_parser("worker", help="run the poller (the same scheduler the app runs)")
+    worker = sub.add_parser("worker", help="run a worker: polling, copying results, housekeeping")
     worker.add_argument("--once", action="store_true", help="run a single tick, wait for in-process renders, and exit")
 
     db = sub.add_parser("db", help="database maintenance")
@@ -82,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.command == "worker" else logging.WARNING,
+        level=logging.INFO if args.command == "worker" or args.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -94,18 +102,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except Exception as exc:  # pydantic's message names the setting and the problem
         print(f"error: invalid settings: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    studio = Studio.open(settings)
+        return EXIT_REFUSED
+    studio = None
     try:
+        studio = Studio.open(settings)
         return COMMANDS[args.command](studio, args)
-    except (InvalidInput, NotFound) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
     except MediagenError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exc.exit_code
+    except Exception as exc:
+        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if args.verbose:
+            log.exception("the traceback")
+        else:
+            print("(run again with --verbose for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     finally:
-        studio.close()
+        if studio is not None:
+            studio.close()
 
 
 def _emit(data: Any) -> None:
@@ -113,8 +127,12 @@ def _emit(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _shown(studio: Studio, job: Any, *, events: bool = False) -> dict[str, Any]:
+    return JobOut.of(job, studio.storage, events=events).data()
+
+
 def _finished(studio: Studio, job: Any) -> int:
-    _emit(jobs.job_to_dict(studio, job))
+    _emit(_shown(studio, job))
     if job.status in (JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING):
         return EXIT_OK
     print(f"error: job {job.id} {job.status}: {job.error_message}", file=sys.stderr)
@@ -123,24 +141,22 @@ def _finished(studio: Studio, job: Any) -> int:
 
 def _image(studio: Studio, args: argparse.Namespace) -> int:
     params = {"size": args.size, "n": args.n, "seed": args.seed}
-    return _finished(studio, jobs.generate_image(studio, args.prompt, model=args.model, params=params))
+    return _finished(studio, actions.generate_image(studio, args.prompt, model=args.model, params=params))
 
 
 def _video(studio: Studio, args: argparse.Namespace) -> int:
     params = {"duration": args.duration, "size": args.size, "seed": args.seed}
-    job = jobs.submit_video(studio, args.prompt, model=args.model, params=params, webhook_url=args.webhook_url)
+    job = actions.submit_video(studio, args.prompt, model=args.model, params=params, webhook_url=args.webhook_url)
     if args.wait:
         job = _wait(studio, job.id)
     return _finished(studio, job)
 
 
 def _wait(studio: Studio, job_id: str) -> Any:
-    from .poller import default_worker_id, tick
-
-    worker_id, last = default_worker_id(), None
+    worker_id, last = studio.owner_id, None
     while True:
         tick(studio, worker_id=worker_id)
-        job = jobs.get_job(studio, job_id)
+        job = queries.get_job(studio, job_id)
         if (job.status, job.progress) != last:
             print(f"{job.id}: {job.status} {job.progress}%", file=sys.stderr)
             last = (job.status, job.progress)
@@ -150,48 +166,46 @@ def _wait(studio: Studio, job_id: str) -> Any:
 
 
 def _jobs(studio: Studio, args: argparse.Namespace) -> int:
-    found = jobs.list_jobs(studio, status=args.status, kind=args.kind, limit=args.limit)
-    _emit([jobs.job_to_dict(studio, job) for job in found])
+    found = queries.list_jobs(studio, status=args.status, kind=args.kind, limit=args.limit)
+    _emit([_shown(studio, job) for job in found])
     return EXIT_OK
 
 
 def _job(studio: Studio, args: argparse.Namespace) -> int:
-    _emit(jobs.job_to_dict(studio, jobs.get_job(studio, args.id), events=True))
+    _emit(_shown(studio, queries.get_job(studio, args.id), events=True))
     return EXIT_OK
 
 
 def _cancel(studio: Studio, args: argparse.Namespace) -> int:
-    _emit(jobs.job_to_dict(studio, jobs.cancel_job(studio, args.id)))
+    _emit(_shown(studio, actions.cancel_job(studio, args.id)))
     return EXIT_OK
 
 
 def _retry(studio: Studio, args: argparse.Namespace) -> int:
-    return _finished(studio, jobs.retry_job(studio, args.id))
+    return _finished(studio, actions.retry_job(studio, args.id))
 
 
 def _worker(studio: Studio, args: argparse.Namespace) -> int:
-    from .poller import tick
-    from .scheduler import start_scheduler, stop_scheduler
-
+    worker = Worker(studio)
     if args.once:
-        outcomes = tick(studio)
-        studio.drain()
-        _emit(dict(outcomes))
+        _emit(worker.run_once().counts())
         return EXIT_OK
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    scheduler = start_scheduler(studio)
-    print(f"worker polling every {studio.settings.poll_interval_s} s; Ctrl+C to stop", file=sys.stderr)
+    worker.start()
+    print(
+        f"worker {worker.worker_id} polling every {studio.settings.poll_interval_s} s; Ctrl+C to stop", file=sys.stderr
+    )
     stop.wait()
-    stop_scheduler(studio, scheduler)
+    worker.stop()
     return EXIT_OK
 
 
 def _db(studio: Studio, args: argparse.Namespace) -> int:
     if args.action == "rebuild-metrics":
         with studio.db.engine.begin() as connection:
-            counted = metrics.rebuild(connection)
+            counted = rollup.rebuild(connection)
         print(f"metrics recounted from {counted} finished job(s); deleted jobs are no longer in them", file=sys.stderr)
         return EXIT_OK
     studio.db.upgrade()  # Studio.open already upgraded; this makes the intent explicit
@@ -216,11 +230,7 @@ def _models(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def _download(studio: Studio, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .derive import copy_to, derive
-
-    job = jobs.get_job(studio, args.id)
+    job = queries.get_job(studio, args.id)
     if not job.assets:
         raise InvalidInput("id", f"job {job.id} is {job.status} and has no outputs")
     if not 0 <= args.index < len(job.assets):

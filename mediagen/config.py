@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
-    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .netguard import parse_allow
 
 
 class ModelPrice(BaseModel):
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
         2.0,
         gt=0,
         le=300,
-        description="How often the background poller looks for due video jobs.",
+        description="How often a worker looks for due video jobs and does its housekeeping.",
     )
     image_deadline_s: int = Field(
         300,
@@ -108,7 +109,7 @@ class Settings(BaseSettings):
     retention_dry_run: bool = Field(
         True,
         description="Only report what the retention policy would delete (System page); set to false to let "
-        "the scheduler delete.",
+        "the workers delete.",
     )
     roles: dict[str, Literal["creator", "reviewer", "admin"]] = Field(
         {},
@@ -140,7 +141,7 @@ class Settings(BaseSettings):
     lease_s: int = Field(
         600,
         gt=0,
-        description="How long a poller owns a claimed job; a crashed worker's jobs free up after it. "
+        description="How long a worker owns a claimed job; a crashed worker's jobs free up after it. "
         "Longer than a download may take, so a slow copy is not started twice.",
     )
     poll_concurrency: int = Field(
@@ -155,6 +156,18 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Finished results one worker copies into storage at once, beside its polling.",
+    )
+    image_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Image generations one process runs at once (studio pages, API and CLI callers alike); "
+        "more wait their turn. Remote image calls mostly wait on the provider, so a few threads serve many.",
+    )
+    worker_in_app: bool = Field(
+        True,
+        description="Run a worker (polling, copying, housekeeping) inside each app server process; set to "
+        "false where separate `python -m mediagen worker` processes do that work.",
     )
     max_prompt_chars: int = Field(
         4000,
@@ -172,45 +185,8 @@ class Settings(BaseSettings):
         description="Total time allowed to copy one result out of a provider.",
     )
 
-    # Providers. Their keys use the names each provider's own SDK reads, so existing shells work.
-    openai_api_key: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("OPENAI_API_KEY", "MEDIAGEN_OPENAI_API_KEY"),
-        description="Switches on OpenAI images (dall-e, gpt-image) and videos (sora).",
-    )
-    openai_base_url: str = Field(
-        "https://api.openai.com/v1",
-        validation_alias=AliasChoices("OPENAI_BASE_URL", "MEDIAGEN_OPENAI_BASE_URL"),
-        description="OpenAI or any OpenAI-compatible gateway; paths are appended to it.",
-    )
-    minimax_api_key: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("MINIMAX_API_KEY", "MEDIAGEN_MINIMAX_API_KEY"),
-        description="Switches on MiniMax (Hailuo) video models.",
-    )
-    minimax_base_url: str = Field(
-        "https://api.minimax.io",
-        validation_alias=AliasChoices("MINIMAX_BASE_URL", "MEDIAGEN_MINIMAX_BASE_URL"),
-        description="MiniMax API host (the mainland-China host differs).",
-    )
-    replicate_api_token: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "MEDIAGEN_REPLICATE_API_TOKEN"),
-        description="Switches on the Replicate models listed below.",
-    )
-    replicate_base_url: str = Field(
-        "https://api.replicate.com",
-        validation_alias=AliasChoices("REPLICATE_BASE_URL", "MEDIAGEN_REPLICATE_BASE_URL"),
-        description="Replicate API host.",
-    )
-    replicate_image_models: list[str] = Field(
-        ["black-forest-labs/flux-schnell"],
-        description="Replicate image models offered, as owner/name (JSON list in the environment).",
-    )
-    replicate_video_models: list[str] = Field(
-        ["minimax/video-01"],
-        description="Replicate video models offered, as owner/name (JSON list in the environment).",
-    )
+    # Provider calls. Each provider's own key, base URL and options live with the provider
+    # (``providers/*.py``, read from its own variables); these apply to every one of them.
     provider_timeout_s: float = Field(
         60.0, gt=0, description="Read timeout of one provider HTTP call (image calls can be slow)."
     )
@@ -242,8 +218,6 @@ class Settings(BaseSettings):
     @field_validator("outbound_allow")
     @classmethod
     def _hosts_or_cidrs(cls, value: list[str]) -> list[str]:
-        from .netguard import parse_allow  # netguard imports nothing of ours but errors
-
         parse_allow(value)
         return value
 
@@ -262,21 +236,6 @@ class Settings(BaseSettings):
         except binascii.Error:
             raise ValueError("MEDIAGEN_WEBHOOK_SECRET must be whsec_ followed by base64") from None
         return value
-
-    @field_validator("replicate_image_models", "replicate_video_models")
-    @classmethod
-    def _owner_slash_name(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name.count("/") != 1 or not all(name.split("/")):
-                raise ValueError(f"{name!r} is not owner/name")
-        return value
-
-    @field_validator("openai_base_url", "minimax_base_url", "replicate_base_url")
-    @classmethod
-    def _http_base(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s):// URL")
-        return value.rstrip("/")
 
     @field_validator("public_base_url")
     @classmethod

@@ -1,14 +1,43 @@
-"""A small error tree. The UI and the CLI show any ``MediagenError`` as a clear message."""
+"""Every error we expect and explain, in one tree.
+
+Each class knows the HTTP status an API answers with and the exit code the CLI ends with, so the
+CLI, the HTTP routes and the pages map errors in one place (``http_status``, ``exit_code``). The
+message (``str()``) is written for people; ``code`` is stable for programs.
+
+    MediagenError            500  exit 1   something we could not do, and why
+    ├── InvalidInput         400  exit 2   a value is refused: names the field and what is allowed
+    ├── RefusedURL           400  exit 2   a URL leads where we may not connect (not public, bad scheme)
+    ├── Unauthorized         401  exit 2   no credentials, or credentials we do not know
+    ├── Forbidden            403  exit 2   the user's role or ownership does not allow it
+    ├── NotFound             404  exit 2   no such job, asset, collection or key
+    ├── Conflict             409  exit 2   the thing exists but its state does not allow this
+    │   └── IllegalTransition          409  exit 2   a status change the job state machine forbids
+    ├── ProviderError        502  exit 1   the provider said no, or sent something we cannot use
+    ├── IngestError          502  exit 1   provider output we could not store (too big, not media)
+    └── StorageError         503  exit 1   our storage refused or could not be reached
+
+Exit code 2 means "the request was refused; nothing was created or changed", 1 means "we tried and
+it failed" (a generation that failed is still recorded as a failed job with its reason).
+Anything else is a bug: the CLI prints one line naming it (``--verbose`` shows the traceback),
+the pages show Streamlit's redacted notice, HTTP answers 500, and the traceback goes to the log.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_INTERNAL = 3
 
 
 class MediagenError(Exception):
     """Base of every error we expect and explain; ``code`` is stable, ``str()`` is for people."""
 
     code = "error"
+    http_status = 500
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -24,6 +53,8 @@ class InvalidInput(MediagenError):
     """The request was refused before anything was stored; names the field and what is allowed."""
 
     code = "invalid_input"
+    http_status = 400
+    exit_code = EXIT_REFUSED
 
     def __init__(self, field: str, problem: str, allowed: Iterable[object] | str | None = None):
         self.field = field
@@ -40,11 +71,43 @@ class InvalidInput(MediagenError):
         super().__init__(text)
 
 
+class RefusedURL(MediagenError):
+    """An outbound URL that leads somewhere we may not connect; see ``netguard``."""
+
+    code = "url_refused"
+    http_status = 400
+    exit_code = EXIT_REFUSED
+
+
+class Unauthorized(MediagenError):
+    code = "unauthorized"
+    http_status = 401
+    exit_code = EXIT_REFUSED
+
+
+class Forbidden(MediagenError):
+    """The signed-in user's role or ownership does not allow this."""
+
+    code = "forbidden"
+    http_status = 403
+    exit_code = EXIT_REFUSED
+
+
 class NotFound(MediagenError):
     code = "not_found"
+    http_status = 404
+    exit_code = EXIT_REFUSED
 
 
-class IllegalTransition(MediagenError):
+class Conflict(MediagenError):
+    """The thing exists, but its state does not allow this (cancel a finished job, retry a running one)."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = EXIT_REFUSED
+
+
+class IllegalTransition(Conflict):
     """A status change the job state machine does not allow."""
 
     code = "illegal_transition"
@@ -58,6 +121,7 @@ class ProviderError(MediagenError):
     """
 
     code = "provider_error"
+    http_status = 502
 
     def __init__(
         self,
@@ -76,3 +140,20 @@ class IngestError(MediagenError):
     """Provider output that could not be stored: too large, not media, undecodable."""
 
     code = "invalid_output"
+    http_status = 502
+
+
+class StorageError(MediagenError):
+    """Our own storage refused a request or could not be reached."""
+
+    code = "storage_error"
+    http_status = 503
+
+
+def http_status(exc: BaseException) -> int:
+    """The status an HTTP answer carries for ``exc``: its class's, or 500 for anything unexplained."""
+    return exc.http_status if isinstance(exc, MediagenError) else 500
+
+
+def exit_code(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, MediagenError) else EXIT_INTERNAL

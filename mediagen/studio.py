@@ -1,33 +1,55 @@
-"""The running services of one process: settings, database, storage, catalogue, providers.
+"""The running services of one process: settings, database, storage, catalogue, providers, and
+the bounded pool generations run in.
 
-The Streamlit lifespan, the CLI and the tests all build it with ``Studio.open``.
+The app server (``server``), the CLI, workers and the tests all build it with ``Studio.open``. It
+sits below everything else of the core and starts nothing by itself (the worker is started by
+whoever wants one), so every module may use it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .catalog import Catalog, ModelSpec
 from .config import Settings
-from .db import Database
+from .db.engine import Database
 from .errors import InvalidInput
-from .ingest import Limits, download_client
+from .jobs.status import JobKind
+from .media.ingest import Limits, download_client
 from .netguard import OutboundGuard
-from .providers import PROVIDERS, configured_catalog
-from .states import JobKind
+from .providers import PROVIDERS, configured_catalog, read_provider_settings
+from .providers.settings import ProviderSettings
 from .storage import make_storage
 from .storage.base import Storage
 
 
+def new_owner_id() -> str:
+    """A lease owner's name: host and pid (so an operator can find the process) and a random
+    suffix (so two owners in one process never share leases)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class Studio:
-    def __init__(self, settings: Settings, *, db: Database | None = None, storage: Storage | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        storage: Storage | None = None,
+        provider_settings: Mapping[str, ProviderSettings] | None = None,
+    ):
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url)
         self.storage = storage or make_storage(settings)
-        self.catalog: Catalog = configured_catalog(settings)
+        # Each provider's own variables (keys, base URLs), read once as the process starts.
+        self.provider_settings = dict(provider_settings or read_provider_settings())
+        self.catalog: Catalog = configured_catalog(self.provider_settings)
         self.guard = OutboundGuard.from_entries(settings.outbound_allow)
         # What one copy out of a provider may do: how many bytes, for how long, and where.
         self._download_client = download_client()
@@ -38,11 +60,11 @@ class Studio:
             guard=self.guard,
             client=self._download_client,
         )
+        # Holds the leases of the generations this process runs for its own callers (images).
+        self.owner_id = new_owner_id()
         self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._downloads: ThreadPoolExecutor | None = None
-        self._pending_downloads: set[Future[Any]] = set()
-        self.stopping = threading.Event()  # set when the process is shutting down its poller
+        self._generations: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Studio:
@@ -57,7 +79,7 @@ class Studio:
     def provider(self, name: str) -> Any:
         with self._lock:
             if name not in self._providers:
-                self._providers[name] = PROVIDERS[name].factory(self.settings)
+                self._providers[name] = PROVIDERS[name].factory(self.provider_settings[name], self.settings)
             return self._providers[name]
 
     def model(self, name: str | None, kind: JobKind) -> ModelSpec:
@@ -69,37 +91,27 @@ class Studio:
             raise InvalidInput("model", f"no {kind.value} model is configured", "set a provider's API key")
         return models[0]
 
-    def start_download(self, work: Callable[[], Any]) -> None:
-        """Run a result copy in the background pool, so a slow download never holds up the
-        polling of other jobs. The job stays leased meanwhile (the lease outlasts the download
-        timeout); if this process dies, the lease runs out and another worker copies it again."""
+    @property
+    def generations(self) -> ThreadPoolExecutor:
+        """Where this process runs generations its callers wait for (images), at most
+        ``image_concurrency`` at once: N callers of one process run side by side, not one by one."""
         with self._lock:
-            if self._downloads is None:
-                self._downloads = ThreadPoolExecutor(
-                    max_workers=self.settings.download_concurrency, thread_name_prefix="mediagen-download"
+            if self._generations is None:
+                self._generations = ThreadPoolExecutor(
+                    max_workers=self.settings.image_concurrency, thread_name_prefix="mediagen-generate"
                 )
-            future = self._downloads.submit(work)
-            self._pending_downloads.add(future)
-        future.add_done_callback(self._forget_download)
-
-    def _forget_download(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._pending_downloads.discard(future)
+            return self._generations
 
     def drain(self) -> None:
-        """Let in-process work (background copies, the local renderer) finish before the process
-        exits."""
-        with self._lock:
-            pending = list(self._pending_downloads)
-        wait(pending)
+        """Let in-process provider work (the local renderer) finish before the process exits."""
         for provider in list(self._providers.values()):
             drain = getattr(provider, "drain", None)
             if drain is not None:
                 drain()
 
     def close(self) -> None:
-        if self._downloads is not None:
-            self._downloads.shutdown(wait=True)
+        if self._generations is not None:
+            self._generations.shutdown(wait=True)
         self._download_client.close()
         for provider in self._providers.values():
             close = getattr(provider, "close", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from mediagen.models import Base
+from mediagen.db.tables import Base
 
 config = context.config
 
@@ -14,7 +14,7 @@ def _engine():
     engine = config.attributes.get("engine")
     if engine is None:
         from mediagen.config import Settings
-        from mediagen.db import make_engine
+        from mediagen.db.engine import make_engine
 
         engine = make_engine(Settings().resolved_database_url)
     return engine

@@ -1,20 +1,21 @@
 import streamlit as st
 
-from mediagen import browse
-from mediagen.access import Page
 from mediagen.errors import MediagenError
-from mediagen.states import JobKind, JobStatus
+from mediagen.jobs import browse
+from mediagen.jobs.status import JobKind, JobStatus
+from mediagen.library import collections
 from mediagen.ui import library as library_ui
 from mediagen.ui import links, services, widgets
+from mediagen.ui.access import StudioPage
 from mediagen.ui.gallery import card_grid, date_range, pager
 
-user = services.page_user(Page.GALLERY)
+user = services.page_user(StudioPage.GALLERY)
 studio = services.studio()
 owner = user.email
 st.title("Gallery")
 
 models = browse.models_in_use(studio)
-collections = dict(browse.collections_of(studio, owner))
+owned = dict(collections.collections_of(studio, owner))
 for note in links.read_link_once(
     choices={
         "kind": [k.value for k in JobKind],
@@ -22,7 +23,7 @@ for note in links.read_link_once(
         "model": models,
         "order": ["Newest", "Oldest"],
         "size": list(browse.PAGE_SIZES),
-        "collection": list(collections),
+        "collection": list(owned),
     },
     parse={"size": int, "collection": int, "starred": lambda text: text == "1"},
 ):
@@ -41,7 +42,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     text = st.text_input("Search prompts", key="g-text", placeholder="words in the prompt", width=240)
 with st.container(horizontal=True, vertical_alignment="bottom"):
     collection = st.selectbox(
-        "Collection", list(collections), format_func=collections.get, index=None, key="g-collection", width=220
+        "Collection", list(owned), format_func=owned.get, index=None, key="g-collection", width=220
     )
     starred = st.toggle("Starred only", key="g-starred")
     order = st.segmented_control("Order", ["Newest", "Oldest"], key="g-order")
@@ -83,7 +84,7 @@ links.write_link(
 )
 with st.container(horizontal=True, vertical_alignment="center"):
     st.caption(f"{total:,} job(s) match · page {pager.number()}")
-    library_ui.gallery_zip_link(studio, filters, total, collections.get(collection) if collection is not None else None)
+    library_ui.gallery_zip_link(studio, filters, total, owned.get(collection) if collection is not None else None)
 if selecting:
     library_ui.bulk_actions(studio, owner, page.jobs)
 card_grid(studio, page.jobs, owner, selecting=selecting)

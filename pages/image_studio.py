@@ -1,13 +1,13 @@
 import streamlit as st
 
-from mediagen import jobs
-from mediagen.access import Page
 from mediagen.errors import MediagenError
-from mediagen.states import JobKind, JobStatus
+from mediagen.jobs import actions, queries
+from mediagen.jobs.status import JobKind, JobStatus
 from mediagen.ui import services, widgets
+from mediagen.ui.access import StudioPage
 from mediagen.ui.media import image_results
 
-user = services.page_user(Page.IMAGE_STUDIO)
+user = services.page_user(StudioPage.IMAGE_STUDIO)
 studio = services.studio()
 st.title("Image studio")
 form, results = st.columns([2, 3], gap="large")
@@ -23,7 +23,7 @@ with form:
         st.session_state.pop("image-error", None)
         with st.status("Generating…", expanded=False) as status:
             try:
-                job = jobs.generate_image(
+                job = actions.generate_image(
                     studio,
                     form_input.prompt,
                     model=form_input.model,
@@ -48,4 +48,4 @@ with results:
     if last is None:
         st.info("Your images appear here. Every result is stored and listed in the Gallery.")
     else:
-        image_results(studio, jobs.get_job(studio, last))
+        image_results(studio, queries.get_job(studio, last))

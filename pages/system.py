@@ -1,12 +1,14 @@
 import pandas as pd
 import streamlit as st
 
-from mediagen import retention, runtime, system
-from mediagen.access import Page
+from mediagen import server
+from mediagen.admin import system
+from mediagen.library import retention
 from mediagen.ui import library as library_ui
 from mediagen.ui import services, widgets
+from mediagen.ui.access import StudioPage
 
-user = services.page_user(Page.SYSTEM)
+user = services.page_user(StudioPage.SYSTEM)
 studio = services.studio()
 st.title("System")
 report = system.system_report(studio)
@@ -31,22 +33,27 @@ if report.deletions is not None:
 st.subheader("Database")
 st.code(report.database, language=None)
 
-st.subheader("Poller")
-here = runtime.scheduler()
-st.text(f"Scheduler in this server process: {'running' if here and here.running else 'not running'}")
-if not report.pollers:
-    st.warning("No poller has ticked yet: video jobs will wait until the app or a worker runs.")
-for poller in report.pollers:
-    last = f"{poller.last_tick_at:%Y-%m-%d %H:%M:%S} UTC" if poller.last_tick_at else "never"
-    line = f"{poller.worker_id}: last tick {last}, {poller.ticks} ticks"
-    if poller.stopped:
+st.subheader("Workers")
+here = server.worker()
+if here is not None:
+    st.text(f"Worker in this server process: {'running' if here.running else 'stopped'}")
+elif studio.settings.worker_in_app:
+    st.text("Worker in this server process: not running")
+else:
+    st.text("Worker in this server process: off (MEDIAGEN_WORKER_IN_APP=false); separate workers do the work")
+if not report.workers:
+    st.warning("No worker has ticked yet: video jobs will wait until the app or a worker runs.")
+for worker in report.workers:
+    last = f"{worker.last_tick_at:%Y-%m-%d %H:%M:%S} UTC" if worker.last_tick_at else "never"
+    line = f"{worker.worker_id}: last tick {last}, {worker.ticks} ticks"
+    if worker.stopped:
         st.caption(f"{line} (stopped)")
-    elif poller.stale:
-        st.error(widgets.plain(f"{line}: no tick for too long, this poller looks dead"))
+    elif worker.stale:
+        st.error(widgets.plain(f"{line}: no tick for too long, this worker looks dead"))
     else:
         st.success(widgets.plain(line))
-    if poller.last_error and not poller.stopped:
-        st.warning(widgets.plain(f"last tick failed: {poller.last_error}"))
+    if worker.last_error and not worker.stopped:
+        st.warning(widgets.plain(f"last tick failed: {worker.last_error}"))
 
 st.subheader("Active jobs")
 with st.container(horizontal=True):

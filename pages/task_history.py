@@ -1,17 +1,18 @@
 import streamlit as st
 
-from mediagen import browse, history, reports
-from mediagen.access import Page
+from mediagen.admin import history, reports
 from mediagen.errors import MediagenError
-from mediagen.states import JobKind, JobStatus
-from mediagen.ui import metrics, services, widgets
+from mediagen.jobs import browse
+from mediagen.jobs.status import JobKind, JobStatus
+from mediagen.ui import services, task_history, widgets
+from mediagen.ui.access import StudioPage
 
-user = services.page_user(Page.TASK_HISTORY)
+user = services.page_user(StudioPage.TASK_HISTORY)
 studio = services.studio()
 st.title("Task history")
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    since, until = metrics.period("h-period")
+    since, until = task_history.period("h-period")
     statuses = st.multiselect(
         "Status", [s.value for s in JobStatus], key="h-status", format_func=widgets.status_label, width=260
     )
@@ -36,8 +37,8 @@ st.caption("Finished jobs are counted when they end, by the day they were create
 
 overview, usage, table = st.tabs(["Overview", "Usage & cost", "Jobs"])
 with overview:
-    metrics.overview(studio, lines, filters, summary)
+    task_history.overview(studio, lines, filters, summary)
 with usage:
-    metrics.usage_and_cost(studio, lines, filters, summary)
+    task_history.usage_and_cost(studio, lines, filters, summary)
 with table:
-    metrics.jobs_table(studio, filters)
+    task_history.jobs_table(studio, filters)

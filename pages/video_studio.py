@@ -1,13 +1,13 @@
 import streamlit as st
 
-from mediagen import jobs
-from mediagen.access import Page
 from mediagen.errors import MediagenError
-from mediagen.states import JobKind
+from mediagen.jobs import actions
+from mediagen.jobs.status import JobKind
 from mediagen.ui import services, widgets
+from mediagen.ui.access import StudioPage
 from mediagen.ui.panels import video_panel
 
-user = services.page_user(Page.VIDEO_STUDIO)
+user = services.page_user(StudioPage.VIDEO_STUDIO)
 studio = services.studio()
 st.title("Video studio")
 form, panel = st.columns([2, 3], gap="large")
@@ -19,7 +19,7 @@ with form:
     if form_input.submitted:
         st.session_state.pop("video-error", None)
         try:
-            job = jobs.submit_video(
+            job = actions.submit_video(
                 studio,
                 form_input.prompt,
                 model=form_input.model,

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mediagen import server
 from mediagen.config import Settings
-from mediagen.providers import PROVIDERS
+from mediagen.errors import ProviderError
+from mediagen.jobs import actions, queries
+from mediagen.jobs.status import JobStatus
+from mediagen.providers import PROVIDERS, configured_catalog, read_provider_settings
 from mediagen.providers.local import encode_mp4
 from mediagen.providers.local_art import render_png
 from mediagen.studio import Studio
+from mediagen.worker.loop import Worker
+from mediagen.worker.sweep import tick
 
-from .fakes import ScriptedProvider, scripted_entry
+from .support.fakes import ScriptedProvider, scripted_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,19 +61,13 @@ def stored_files(studio: Studio) -> list[str]:
 
 
 def run_to_end(studio: Studio, job_id: str, limit_s: float = 30) -> Any:
-    """Tick the poller until the job ends; the job as it ended."""
-    import time
-
-    from mediagen import jobs
-    from mediagen.poller import tick
-    from mediagen.states import JobStatus
-
+    """Tick a worker until the job ends; the job as it ended."""
     deadline = time.monotonic() + limit_s
-    while not JobStatus(jobs.get_job(studio, job_id).status).is_final:
+    while not JobStatus(queries.get_job(studio, job_id).status).is_final:
         assert time.monotonic() < deadline, f"job {job_id} did not end in {limit_s} s"
         tick(studio, worker_id="w")
         time.sleep(0.05)
-    return jobs.get_job(studio, job_id)
+    return queries.get_job(studio, job_id)
 
 
 @pytest.fixture
@@ -95,29 +97,29 @@ def app(studio: Studio) -> Iterator[Any]:
     """The whole dashboard under Streamlit's AppTest, on this test's studio."""
     from streamlit.testing.v1 import AppTest
 
-    from mediagen import runtime
-
-    runtime.use(studio)
+    server.use(studio)
     test = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     test.run()
     assert not test.exception, test.exception
     yield test
-    runtime.use(None)
+    server.use(None)
 
 
 @pytest.fixture
 def scripted_failure(monkeypatch: pytest.MonkeyPatch, studio: Studio):
     """Make a failed image job in ``studio`` with the given reason, through the real use case."""
-    from mediagen import jobs
-    from mediagen.errors import ProviderError
-    from mediagen.providers import configured_catalog
-
     provider = ScriptedProvider()
     monkeypatch.setitem(PROVIDERS, "scripted", scripted_entry(provider))
-    studio.catalog = configured_catalog(studio.settings)
+    studio.provider_settings = read_provider_settings()
+    studio.catalog = configured_catalog(studio.provider_settings)
 
     def fail(reason: str):
         provider.image_answer = ProviderError(reason, code="content_policy")
-        return jobs.generate_image(studio, "broken", model="scripted-image")
+        return actions.generate_image(studio, "broken", model="scripted-image")
 
     return fail
+
+
+def housekeeping(studio: Studio, worker_id: str = "w") -> Counter[str]:
+    """One tick of a worker (as its schedule runs it): what its housekeeping did."""
+    return Worker(studio, worker_id).run_tick().housekeeping

@@ -9,8 +9,8 @@ import pytest
 
 from mediagen.catalog import Catalog, ModelSpec, validate_params, validate_prompt
 from mediagen.errors import InvalidInput
+from mediagen.jobs.status import JobKind
 from mediagen.providers.local import MODELS
-from mediagen.states import JobKind
 
 IMAGE: ModelSpec = next(m for m in MODELS if m.name == "local-image")
 VIDEO: ModelSpec = next(m for m in MODELS if m.name == "local-video")

@@ -172,3 +172,19 @@ def test_download_converts_and_names_bad_choices(cli, tmp_path) -> None:
     assert bad.returncode == 2 and "format: 'bmp' is not offered for images (allowed: png, jpeg, webp)" in bad.stderr
     wrong_index = cli("download", job["id"], "--index", "3")
     assert wrong_index.returncode == 2 and "index: 3 is out of range (allowed: 0–0)" in wrong_index.stderr
+
+
+def test_an_internal_error_is_one_line_without_a_traceback(cli, tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database folder should be")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDIAGEN_DATA_DIR": str(tmp_path / "data")}
+    env["MEDIAGEN_DATABASE_URL"] = f"sqlite:///{blocker}/mediagen.db"
+    command = [sys.executable, "-m", "mediagen", "jobs"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr.startswith("error: internal error: ") and "--verbose" in done.stderr
+    assert "Traceback" not in done.stderr
+    verbose = subprocess.run(
+        [sys.executable, "-m", "mediagen", "--verbose", "jobs"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert verbose.returncode == 3 and "Traceback" in verbose.stderr

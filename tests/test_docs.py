@@ -1,12 +1,15 @@
-"""The README's settings table covers every setting, so nobody has to read config.py."""
+"""The README covers every setting, the core's and each provider's own, so nobody has to read
+the code to configure the studio."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pydantic import AliasChoices
 
 from mediagen.config import Settings
+from mediagen.providers import PROVIDERS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -21,3 +24,11 @@ def test_every_setting_is_documented_with_its_reason() -> None:
         if not any(f"`{env}`" in README for env in names):
             missing.append(names[0])
     assert missing == [], f"not in the README: {missing}"
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_every_provider_setting_is_documented_under_its_own_name(provider: str) -> None:
+    settings = PROVIDERS[provider].settings
+    for field_name, names in settings.variables().items():
+        assert settings.model_fields[field_name].description, f"{provider}.{field_name} has no reason"
+        assert f"`{names[0]}`" in README, f"{names[0]} ({provider}) is not in the README"

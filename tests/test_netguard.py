@@ -11,18 +11,18 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mediagen import jobs
 from mediagen.config import Settings
-from mediagen.errors import ProviderError
-from mediagen.ingest import Limits, ingest_outputs
-from mediagen.models import utcnow
-from mediagen.netguard import OutboundGuard, RefusedURL, guarded_stream
+from mediagen.db.tables import utcnow
+from mediagen.errors import ProviderError, RefusedURL
+from mediagen.jobs import actions
+from mediagen.jobs.status import JobKind, JobStatus
+from mediagen.media.ingest import Limits, ingest_outputs
+from mediagen.netguard import OutboundGuard, guarded_stream
 from mediagen.providers.base import MediaSource
-from mediagen.states import JobKind, JobStatus
 
 from .conftest import stored_files
-from .fake_providers import FakeProviders, Reply
-from .servers import free_port
+from .support.fake_providers import FakeProviders, Reply
+from .support.servers import free_port
 
 STRICT = OutboundGuard()
 
@@ -206,7 +206,7 @@ def test_a_provider_redirecting_its_download_inside_fails_the_job(tmp_path, monk
 
         studio = Studio.open(studio_settings)
         try:
-            job = jobs.generate_image(studio, "x", model="dall-e-2")
+            job = actions.generate_image(studio, "x", model="dall-e-2")
             assert (job.status, job.error_code) == (JobStatus.FAILED, "url_refused")
             assert "leads to 10.20.30.40, a private address" in job.error_message
             assert stored_files(studio) == []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..catalog import ModelSpec
+from .settings import ProviderSettings
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -77,7 +78,7 @@ class PollResult:
     outputs: list[MediaSource] = field(default_factory=list)
     error_code: str | None = None
     error_message: str | None = None
-    # The provider's own pacing hint; the poller waits at least this long before asking again.
+    # The provider's own pacing hint; a worker waits at least this long before asking again.
     retry_after_s: float | None = None
     usage: dict[str, Any] = field(default_factory=dict)
 
@@ -100,11 +101,12 @@ class VideoProvider(Protocol):
 
 @dataclass(frozen=True)
 class ProviderEntry:
-    """How to build a provider, which models it serves, and whether it is configured here."""
+    """A provider as the registry knows it: its settings (read from its own variables), how to
+    build it from them and the studio's settings, and the models it serves."""
 
     name: str
     label: str
-    factory: Callable[[Settings], object]
-    # Some providers' model lists come from settings (Replicate's owner/name list).
-    models: Callable[[Settings], Sequence[ModelSpec]]
-    is_configured: Callable[[Settings], bool] = lambda _settings: True
+    settings: type[ProviderSettings]
+    factory: Callable[[Any, Settings], object]
+    # Some providers' model lists come from their settings (Replicate's owner/name lists).
+    models: Callable[[Any], Sequence[ModelSpec]]

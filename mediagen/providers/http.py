@@ -6,7 +6,7 @@ What is retried, and why:
 - A request that never reached the provider (connect errors) is always safe to send again.
 - An answer that says "not now" (408, 409, 429 rate limit, 5xx) is retried: the provider refused
   the request, so resending cannot do the work twice. ``Retry-After`` / ``retry-after-ms`` set the
-  wait; a wait too long to sleep through becomes a retryable error the poller schedules.
+  wait; a wait too long to sleep through becomes a retryable error a worker schedules.
 - A create call that timed out *after* it was sent has an unknown outcome: resending could pay
   twice, so it fails with ``outcome_unknown`` and the user decides.
 - 429 "out of quota", auth failures and bad requests are final.
@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import SecretStr
@@ -30,10 +30,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from ..config import Settings
 from ..errors import ProviderError
+from .settings import RemoteSettings
 
 log = logging.getLogger(__name__)
 
-MAX_INLINE_WAIT_S = 20.0  # longer waits are handed to the poller instead of blocking a thread
+MAX_INLINE_WAIT_S = 20.0  # longer waits are handed to the worker instead of blocking a thread
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
 POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter", "safety"})
 THREADS_PER_CLIENT = 8
@@ -263,3 +264,32 @@ def json_or_error(http: ProviderHttp, response: httpx.Response) -> dict[str, Any
     if not isinstance(data, dict):
         raise ProviderError(f"{http.label} answered with unexpected JSON", code="malformed_response")
     return data
+
+
+class RemoteProvider:
+    """What every provider reached over HTTP shares: one ``ProviderHttp`` built from the provider's
+    own settings (key, base URL) and the studio's (timeouts, retries, concurrency), and closing it.
+    A subclass names itself (``label``), reads its error bodies (``read_error``) and speaks its API."""
+
+    label: ClassVar[str]
+    min_timeout_s: ClassVar[float] = 0.0  # for APIs that hold a request open on purpose
+
+    def __init__(self, own: RemoteSettings, studio: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.own, self.studio_settings = own, studio
+        self.http = ProviderHttp.from_settings(
+            studio,
+            label=self.label,
+            key_env=own.key_variable(),
+            base_url=own.base_url,
+            api_key=own.api_key,
+            read_error=self.read_error,
+            transport=transport,
+            min_timeout_s=self.min_timeout_s,
+        )
+
+    @staticmethod
+    def read_error(response: httpx.Response) -> ErrorDetail:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.http.close()

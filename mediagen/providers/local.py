@@ -4,7 +4,11 @@ Video behaves like a remote provider. ``submit`` only files a task on disk; the 
 starts rendering in a background thread of the polling process and answers ``queued``; later
 polls report rising progress from the task's state file, and the finished MP4 is handed back as
 a file for ingest. Because tasks live on disk, a job queued by the CLI can be finished by the
-app's poller or by ``python -m mediagen worker``; a render whose process died is restarted.
+app's worker or by ``python -m mediagen worker``; a render whose process died is restarted.
+
+Renders are CPU-bound and a video render holds about 100 MiB while it runs, so a process runs at
+most ``MEDIAGEN_LOCAL_RENDER_SLOTS`` of them (images and videos together); the rest wait their
+turn, reported as queued.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
+from pydantic import Field
 
 from ..catalog import IntRange, ModelSpec, Size, parse_size
 from ..config import Settings
-from ..states import JobKind
+from ..jobs.status import JobKind
 from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
 from .local_art import render, render_png, scene_for
+from .settings import ProviderSettings
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +97,34 @@ MODELS = (
     ),
 )
 
+
+class LocalSettings(ProviderSettings, env_prefix="MEDIAGEN_LOCAL_"):
+    """The offline provider: nothing to switch on, only how much of the machine it may use."""
+
+    render_slots: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Local renders (images and videos) one process runs at once; more wait their turn. "
+        "A video render holds ~100 MiB and a core while it runs.",
+    )
+
+
 _renders: dict[str, threading.Thread] = {}
 _renders_lock = threading.Lock()
 
 
 class LocalProvider:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, own: LocalSettings | None = None) -> None:
         self.tasks_dir = settings.data_dir / "local-provider"
+        self._slots = threading.BoundedSemaphore((own or LocalSettings()).render_slots)
 
     # -- images -------------------------------------------------------------------------
     def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
         width, height = parse_size(params["size"])
         seed = params.get("seed") or 0
-        outputs = [MediaSource(data=render_png(prompt, seed + i, width, height)) for i in range(params.get("n", 1))]
+        with self._slots:
+            outputs = [MediaSource(data=render_png(prompt, seed + i, width, height)) for i in range(params.get("n", 1))]
         return ImageResult(outputs=outputs, usage={"images": len(outputs), "size": params["size"]})
 
     # -- videos -------------------------------------------------------------------------
@@ -136,7 +157,9 @@ class LocalProvider:
         if status == TaskState.CANCELED:
             return PollResult(TaskState.CANCELED)
         if self._rendering_here(task_id) or (status == TaskState.RUNNING and _renderer_alive(state)):
-            return PollResult(TaskState.RUNNING, int(state.get("progress", 0)))
+            # A render waiting for a slot has written no state yet: still queued.
+            running = status == TaskState.RUNNING
+            return PollResult(TaskState.RUNNING if running else TaskState.QUEUED, int(state.get("progress", 0)))
         self._start_render(task_id)
         return PollResult(TaskState.QUEUED, 0)
 
@@ -169,14 +192,27 @@ class LocalProvider:
         with _renders_lock:
             if task_id in _renders and _renders[task_id].is_alive():
                 return
+            # Daemon threads, so a server stops at once; a render cut short is restarted by the
+            # next worker to poll it once its state file goes stale.
             thread = threading.Thread(
-                target=_render_task,
+                target=self._render_in_slot,
                 args=(self.tasks_dir / task_id,),
                 name=f"local-render-{task_id[:8]}",
                 daemon=True,
             )
             _renders[task_id] = thread
             thread.start()
+
+    def _render_in_slot(self, task_dir: Path) -> None:
+        try:
+            with self._slots:
+                if (task_dir / "cancel").exists():  # canceled while it waited for the slot
+                    shutil.rmtree(task_dir, ignore_errors=True)
+                elif (task_dir / "task.json").exists():
+                    _render_task(task_dir)
+        finally:
+            with _renders_lock:
+                _renders.pop(task_dir.name, None)
 
 
 def _render_task(task_dir: Path) -> None:
@@ -206,12 +242,9 @@ def _render_task(task_dir: Path) -> None:
             )
         else:
             shutil.rmtree(task_dir, ignore_errors=True)
-    except Exception as exc:  # the poller reads this as the provider's failure message
+    except Exception as exc:  # the worker reads this as the provider's failure message
         log.exception("local render failed in %s", task_dir)
         _write_json(state_file, {"state": TaskState.FAILED, "error": f"render failed: {exc}", "updated": time.time()})
-    finally:
-        with _renders_lock:
-            _renders.pop(task_dir.name, None)
 
 
 def _renderer_alive(state: dict[str, Any]) -> bool:
@@ -239,7 +272,7 @@ def _report(task_dir: Path, done: int, total: int) -> bool:
         return False
     if done % 6 == 0:
         progress = min(99, int(done * 100 / total))
-        # pid and host on every write: a poller in another process tells a dead render from a live one
+        # pid and host on every write: a worker in another process tells a dead render from a live one
         _write_json(task_dir / "state.json", _running(progress))
     return True
 
@@ -302,4 +335,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-ENTRY = ProviderEntry(name="local", label="Local (offline)", factory=LocalProvider, models=lambda _s: MODELS)
+ENTRY = ProviderEntry(
+    name="local",
+    label="Local (offline)",
+    settings=LocalSettings,
+    factory=lambda own, studio: LocalProvider(studio, own),
+    models=lambda _own: MODELS,
+)

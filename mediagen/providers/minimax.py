@@ -12,11 +12,18 @@ from typing import Any
 import httpx
 
 from ..catalog import Choice, ModelSpec
-from ..config import Settings
 from ..errors import InvalidInput, ProviderError
-from ..states import JobKind
+from ..jobs.status import JobKind
 from .base import MediaSource, PollResult, ProviderEntry, Submitted, TaskState
-from .http import ErrorDetail, ProviderHttp, json_or_error
+from .http import ErrorDetail, RemoteProvider, json_or_error
+from .settings import RemoteSettings
+
+
+class MiniMaxSettings(RemoteSettings, env_prefix="MINIMAX_"):
+    """MiniMax (Hailuo) video; the mainland-China API host differs from the default."""
+
+    DEFAULT_BASE_URL = "https://api.minimax.io"
+
 
 MAX_PROMPT = 2000
 RATE_LIMITED = 1002
@@ -129,17 +136,9 @@ def read_error(response: httpx.Response) -> ErrorDetail:
     return ErrorDetail(str(base.get("status_msg") or response.reason_phrase), str(base.get("status_code")))
 
 
-class MiniMaxProvider:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        self.http = ProviderHttp.from_settings(
-            settings,
-            label="MiniMax",
-            key_env="MINIMAX_API_KEY",
-            base_url=settings.minimax_base_url,
-            api_key=settings.minimax_api_key,
-            read_error=read_error,
-            transport=transport,
-        )
+class MiniMaxProvider(RemoteProvider):
+    label = "MiniMax"
+    read_error = staticmethod(read_error)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
         response = self.http.call(method, path, **kwargs)
@@ -171,14 +170,7 @@ class MiniMaxProvider:
     def cancel(self, model: ModelSpec, task_id: str) -> bool:
         return False  # MiniMax has no cancel endpoint
 
-    def close(self) -> None:
-        self.http.close()
-
 
 ENTRY = ProviderEntry(
-    name="minimax",
-    label="MiniMax",
-    factory=MiniMaxProvider,
-    models=lambda _settings: MODELS,
-    is_configured=lambda settings: settings.minimax_api_key is not None,
+    name="minimax", label="MiniMax", settings=MiniMaxSettings, factory=MiniMaxProvider, models=lambda _own: MODELS
 )

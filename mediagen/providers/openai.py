@@ -12,11 +12,18 @@ from typing import Any
 import httpx
 
 from ..catalog import Choice, IntRange, ModelSpec, Size
-from ..config import Settings
 from ..errors import InvalidInput, ProviderError
-from ..states import JobKind
+from ..jobs.status import JobKind
 from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
-from .http import ErrorDetail, ProviderHttp, json_or_error
+from .http import ErrorDetail, ProviderHttp, RemoteProvider, json_or_error
+from .settings import RemoteSettings
+
+
+class OpenAISettings(RemoteSettings, env_prefix="OPENAI_"):
+    """OpenAI, or any gateway that speaks its API (the base URL decides which)."""
+
+    DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
 
 RESPONSE_FORMAT = Choice("response_format", "How the provider returns images", ("url", "b64_json"), "url")
 GPT_IMAGE_PARAMS = (
@@ -185,17 +192,9 @@ def poll_after_s(response: httpx.Response) -> float | None:
         return None
 
 
-class OpenAIProvider:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        self.http = ProviderHttp.from_settings(
-            settings,
-            label="OpenAI",
-            key_env="OPENAI_API_KEY",
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key,
-            read_error=read_error,
-            transport=transport,
-        )
+class OpenAIProvider(RemoteProvider):
+    label = "OpenAI"
+    read_error = staticmethod(read_error)
 
     def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
         response = self.http.call("POST", "images/generations", creates=True, json=image_request(model, prompt, params))
@@ -216,14 +215,7 @@ class OpenAIProvider:
         self.http.call("DELETE", f"videos/{task_id}")
         return True
 
-    def close(self) -> None:
-        self.http.close()
-
 
 ENTRY = ProviderEntry(
-    name="openai",
-    label="OpenAI",
-    factory=OpenAIProvider,
-    models=lambda _settings: MODELS,
-    is_configured=lambda settings: settings.openai_api_key is not None,
+    name="openai", label="OpenAI", settings=OpenAISettings, factory=OpenAIProvider, models=lambda _own: MODELS
 )

@@ -1,7 +1,7 @@
 """Replicate predictions, for image and video models named owner/name in settings.
 
 Images are created with ``Prefer: wait`` so most answer in one call; one that is still running
-is polled to the end. Videos are submitted and polled by the poller. ``Cancel-After`` asks
+is polled to the end. Videos are submitted and polled by the workers. ``Cancel-After`` asks
 Replicate itself to stop a prediction that outlives our deadline, so nothing runs up a bill after
 we gave up on it.
 """
@@ -13,13 +13,14 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from ..catalog import Choice, IntRange, ModelSpec
-from ..config import Settings
 from ..errors import ProviderError
-from ..states import JobKind
+from ..jobs.status import JobKind
 from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
-from .http import ErrorDetail, ProviderHttp, json_or_error
+from .http import ErrorDetail, RemoteProvider, json_or_error
+from .settings import RemoteSettings
 
 PREFER_WAIT_S = 60
 IMAGE_POLL_S = 1.0
@@ -51,12 +52,41 @@ VIDEO_PARAMS = (
 )
 
 
-def models_from(settings: Settings) -> tuple[ModelSpec, ...]:
+class ReplicateSettings(RemoteSettings, env_prefix="REPLICATE_"):
+    """Replicate, for the image and video models listed here."""
+
+    DEFAULT_BASE_URL = "https://api.replicate.com"
+
+    # Replicate's own SDK reads REPLICATE_API_TOKEN.
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "MEDIAGEN_REPLICATE_API_TOKEN"),
+        description="Switches the provider on; never logged or stored.",
+    )
+    image_models: list[str] = Field(
+        ["black-forest-labs/flux-schnell"],
+        description="Replicate image models offered, as owner/name (JSON list in the environment).",
+    )
+    video_models: list[str] = Field(
+        ["minimax/video-01"],
+        description="Replicate video models offered, as owner/name (JSON list in the environment).",
+    )
+
+    @field_validator("image_models", "video_models")
+    @classmethod
+    def _owner_slash_name(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name.count("/") != 1 or not all(name.split("/")):
+                raise ValueError(f"{name!r} is not owner/name")
+        return value
+
+
+def models_from(own: ReplicateSettings) -> tuple[ModelSpec, ...]:
     def spec(name: str, kind: JobKind, params: tuple[Any, ...]) -> ModelSpec:
         return ModelSpec(name=name, provider="replicate", kind=kind, label=f"{name} on Replicate", params=params)
 
-    return tuple(spec(n, JobKind.IMAGE, IMAGE_PARAMS) for n in settings.replicate_image_models) + tuple(
-        spec(n, JobKind.VIDEO, VIDEO_PARAMS) for n in settings.replicate_video_models
+    return tuple(spec(n, JobKind.IMAGE, IMAGE_PARAMS) for n in own.image_models) + tuple(
+        spec(n, JobKind.VIDEO, VIDEO_PARAMS) for n in own.video_models
     )
 
 
@@ -103,19 +133,10 @@ def read_error(response: httpx.Response) -> ErrorDetail:
     return ErrorDetail(str(data.get("detail") or data.get("title") or response.reason_phrase))
 
 
-class ReplicateProvider:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        self.settings = settings
-        self.http = ProviderHttp.from_settings(
-            settings,
-            label="Replicate",
-            key_env="REPLICATE_API_TOKEN",
-            base_url=settings.replicate_base_url,
-            api_key=settings.replicate_api_token,
-            read_error=read_error,
-            transport=transport,
-            min_timeout_s=PREFER_WAIT_S + 10,  # Prefer: wait holds the request open
-        )
+class ReplicateProvider(RemoteProvider):
+    label = "Replicate"
+    read_error = staticmethod(read_error)
+    min_timeout_s = PREFER_WAIT_S + 10  # Prefer: wait holds the request open
 
     def _create(self, model: ModelSpec, prompt: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         response = self.http.call(
@@ -131,7 +152,7 @@ class ReplicateProvider:
         return data
 
     def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
-        deadline_s = self.settings.image_deadline_s
+        deadline_s = self.studio_settings.image_deadline_s
         data = self._create(
             model, prompt, params, {"Prefer": f"wait={PREFER_WAIT_S}", "Cancel-After": f"{deadline_s}s"}
         )
@@ -151,7 +172,7 @@ class ReplicateProvider:
         return ImageResult(result.outputs, usage=result.usage, request_id=str(data["id"]))
 
     def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
-        data = self._create(model, prompt, params, {"Cancel-After": f"{self.settings.video_deadline_s}s"})
+        data = self._create(model, prompt, params, {"Cancel-After": f"{self.studio_settings.video_deadline_s}s"})
         return Submitted(str(data["id"]))
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult:
@@ -161,14 +182,7 @@ class ReplicateProvider:
         self.http.call("POST", f"v1/predictions/{task_id}/cancel")
         return True
 
-    def close(self) -> None:
-        self.http.close()
-
 
 ENTRY = ProviderEntry(
-    name="replicate",
-    label="Replicate",
-    factory=ReplicateProvider,
-    models=models_from,
-    is_configured=lambda settings: settings.replicate_api_token is not None,
+    name="replicate", label="Replicate", settings=ReplicateSettings, factory=ReplicateProvider, models=models_from
 )

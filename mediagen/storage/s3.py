@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..config import Settings
-from ..errors import MediagenError
+from ..errors import StorageError
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -30,10 +30,6 @@ LIFECYCLE_RULE_ID = "mediagen-abort-incomplete-uploads"
 CACHE_CONTROL = "public, max-age=86400"
 FILEOBJ_PARTS_IN_MEMORY = 4
 DELETE_OBJECTS_MAX = 1000  # keys S3 accepts in one DeleteObjects request
-
-
-class StorageError(MediagenError):
-    code = "storage_error"
 
 
 def _code(exc: ClientError) -> str:

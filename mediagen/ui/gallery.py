@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from mediagen import library
-from mediagen.models import Job
-from mediagen.states import JobKind, JobStatus
+from mediagen.db.tables import Job
+from mediagen.jobs.status import JobKind, JobStatus
+from mediagen.library import stars
 from mediagen.studio import Studio
 from mediagen.ui import library as library_ui
 from mediagen.ui import links, widgets
@@ -35,12 +35,12 @@ def card_grid(studio: Studio, jobs: list[Job], owner: str, *, selecting: bool = 
         st.info("Nothing matches. Generate something in the Image or Video studio.")
         return
     details_if_open(studio, owner)
-    stars = library.starred(studio, owner, [asset.id for job in jobs for asset in job.assets])
+    starred = stars.starred(studio, owner, [asset.id for job in jobs for asset in job.assets])
     for start in range(0, len(jobs), GRID_COLUMNS):
         columns = st.columns(GRID_COLUMNS)
         for job, column in zip(jobs[start : start + GRID_COLUMNS], columns, strict=False):
             with column:
-                _card(studio, job, owner, starred=any(asset.id in stars for asset in job.assets), selecting=selecting)
+                _card(studio, job, owner, starred=any(asset.id in starred for asset in job.assets), selecting=selecting)
 
 
 def _card(studio: Studio, job: Job, owner: str, *, starred: bool, selecting: bool) -> None:

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from mediagen import browse, jobs, library, web, zips
+from mediagen.api.links import zip_link
+from mediagen.db.tables import Asset, Job
 from mediagen.errors import MediagenError
-from mediagen.models import Asset, Job
-from mediagen.states import JobStatus
+from mediagen.jobs import browse, queries
+from mediagen.jobs.status import JobStatus
+from mediagen.library import collections, deletion, stars, zips
 from mediagen.studio import Studio
 from mediagen.ui import services, widgets
 
@@ -25,14 +27,14 @@ def zip_url(
     name: str,
 ) -> str:
     owner = services.signed_in_user().email
-    return web.zip_link(
+    return zip_link(
         studio.settings, owner, collection_id=collection_id, job_ids=tuple(job_ids), filters=filters, name=name
     )
 
 
 def _toggle_star(studio: Studio, owner: str, asset_id: int) -> None:
     try:
-        library.toggle_star(studio, owner, asset_id)
+        stars.toggle_star(studio, owner, asset_id)
     except MediagenError as exc:  # deleted by someone else meanwhile
         st.toast(str(exc), icon=":material/error:")
 
@@ -69,15 +71,15 @@ def star_button(studio: Studio, owner: str, asset: Asset, starred: bool) -> None
 def collect_popover(studio: Studio, owner: str, asset_ids: Sequence[int], key: str) -> None:
     """Add the assets to one of the user's collections, or to a new one."""
     with st.popover("Add to collection", icon=":material/collections_bookmark:"):
-        existing = dict(browse.collections_of(studio, owner))
+        existing = dict(collections.collections_of(studio, owner))
         chosen = st.selectbox(
             "Collection", list(existing), format_func=existing.get, index=None, key=f"{key}-pick", placeholder="Choose"
         )
-        new_name = st.text_input("…or a new one", key=f"{key}-new", max_chars=library.MAX_NAME_CHARS)
+        new_name = st.text_input("…or a new one", key=f"{key}-new", max_chars=collections.MAX_NAME_CHARS)
         if st.button("Add", key=f"{key}-add", type="primary", disabled=chosen is None and not new_name.strip()):
             try:
-                target = chosen if chosen is not None else library.create_collection(studio, owner, new_name).id
-                added = library.add_to_collection(studio, owner, target, asset_ids)
+                target = chosen if chosen is not None else collections.create_collection(studio, owner, new_name).id
+                added = collections.add_to_collection(studio, owner, target, asset_ids)
             except MediagenError as exc:
                 widgets.show_error(exc)
             else:
@@ -106,7 +108,7 @@ def delete_with_confirmation(studio: Studio, job_ids: Sequence[str], key: str, *
         return False
     st.session_state[confirming] = False
     try:
-        done = library.delete_jobs(studio, job_ids, actor=services.signed_in_user())
+        done = deletion.delete_jobs(studio, job_ids, actor=services.signed_in_user())
     except MediagenError as exc:
         widgets.show_error(exc)
         return False
@@ -140,7 +142,7 @@ def _clear_selection() -> None:
 def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> None:
     """What can be done with the selected jobs, on this page and others: collect, zip, delete."""
     chosen = selection(jobs_on_page)
-    selected_jobs = jobs.get_jobs(studio, sorted(chosen)) if chosen else []
+    selected_jobs = queries.get_jobs(studio, sorted(chosen)) if chosen else []
     chosen.intersection_update(job.id for job in selected_jobs)  # forget jobs deleted meanwhile
     with st.container(horizontal=True, vertical_alignment="center", key="g-bulk"):
         st.caption(f"{len(chosen)} selected")
@@ -163,7 +165,7 @@ def bulk_actions(studio: Studio, owner: str, jobs_on_page: Sequence[Job]) -> Non
         st.button("Clear selection", key="g-clear", on_click=_clear_selection)
 
 
-def deletion_backlog(backlog: library.DeletionBacklog) -> None:
+def deletion_backlog(backlog: deletion.DeletionBacklog) -> None:
     """The System page's line on files of deleted jobs that storage has not let go of yet."""
     if not backlog.objects:
         st.caption("No files of deleted jobs are waiting to be removed.")
@@ -172,7 +174,7 @@ def deletion_backlog(backlog: library.DeletionBacklog) -> None:
     st.warning(
         widgets.plain(
             f"{backlog.objects:,} file(s) of deleted jobs wait to be removed from storage{since}; "
-            f"the poller retries them. Last error: {backlog.last_error or 'none yet'}"
+            f"the workers retry them. Last error: {backlog.last_error or 'none yet'}"
         ),
         icon=":material/delete_sweep:",
     )

@@ -20,7 +20,7 @@ PAGE_STACK = "gallery-pages"
 
 
 @dataclass(frozen=True)
-class Param:
+class LinkParam:
     """One query parameter and the widget key it seeds."""
 
     name: str
@@ -29,15 +29,15 @@ class Param:
 
 
 PARAMS = (
-    Param("kind", "g-kind", many=True),
-    Param("status", "g-status", many=True),
-    Param("model", "g-model", many=True),
-    Param("q", "g-text"),
-    Param("order", "g-order"),
-    Param("size", "g-size"),
-    Param("starred", "g-starred"),
-    Param("collection", "g-collection"),
-    Param("owner", "g-owner"),
+    LinkParam("kind", "g-kind", many=True),
+    LinkParam("status", "g-status", many=True),
+    LinkParam("model", "g-model", many=True),
+    LinkParam("q", "g-text"),
+    LinkParam("order", "g-order"),
+    LinkParam("size", "g-size"),
+    LinkParam("starred", "g-starred"),
+    LinkParam("collection", "g-collection"),
+    LinkParam("owner", "g-owner"),
 )
 
 

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from mediagen import derive, jobs, library
+from mediagen.db.tables import Asset, Job
 from mediagen.errors import MediagenError
-from mediagen.models import Asset, Job
-from mediagen.states import RETRYABLE_STATUSES, JobKind, JobStatus
+from mediagen.jobs import actions, queries
+from mediagen.jobs.status import RETRYABLE_STATUSES, JobKind, JobStatus
+from mediagen.library import stars
+from mediagen.media import derive
 from mediagen.studio import Studio
 from mediagen.ui import library as library_ui
 from mediagen.ui import services, widgets
@@ -93,7 +95,7 @@ def retry_button(studio: Studio, job: Job, key: str) -> None:
         return
     if st.button("Retry", key=key, icon=":material/replay:"):
         try:
-            new = jobs.retry_job(studio, job.id, actor=user)
+            new = actions.retry_job(studio, job.id, actor=user)
         except MediagenError as exc:
             widgets.show_error(exc)
         else:
@@ -126,13 +128,13 @@ def details_if_open(studio: Studio, owner: str) -> None:
 @st.dialog("Job details", width="large", on_dismiss=_forget_details)
 def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
     try:
-        job = jobs.get_job(studio, job_id)
+        job = queries.get_job(studio, job_id)
     except MediagenError as exc:  # deleted meanwhile
         _forget_details()
         widgets.show_error(exc)
         return
     widgets.status_badge(job.status)
-    stars = library.starred(studio, owner, [asset.id for asset in job.assets])
+    starred = stars.starred(studio, owner, [asset.id for asset in job.assets])
     for asset in job.assets:
         if job.kind == JobKind.VIDEO:
             play(studio, asset)
@@ -142,7 +144,7 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
         widgets.copyable_url(studio.storage.url(asset.key))
         format_downloads(studio, job, asset)
         with st.container(horizontal=True):
-            library_ui.star_button(studio, owner, asset, asset.id in stars)
+            library_ui.star_button(studio, owner, asset, asset.id in starred)
             library_ui.collect_popover(studio, owner, [asset.id], key=f"collect-{asset.id}")
     widgets.job_error(job)
     st.text("Prompt")
@@ -153,7 +155,7 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
     if job.finished_at:
         left.text(f"Finished: {job.finished_at:%Y-%m-%d %H:%M:%S} UTC ({widgets.elapsed(job)})")
     right.json(job.params, expanded=True)
-    chain = jobs.retry_chain(studio, job.id)
+    chain = queries.retry_chain(studio, job.id)
     if len(chain) > 1:
         st.text("Retry chain: " + " → ".join(f"{j.id} ({j.status})" for j in chain))
     with st.container(horizontal=True):

@@ -10,22 +10,34 @@ from pathlib import Path
 
 import streamlit as st
 
-from mediagen.access import PAGE_TITLES, Page, User
+from mediagen.auth.roles import User
+from mediagen.errors import MediagenError
 from mediagen.ui import services, widgets
+from mediagen.ui.access import PAGE_TITLES, StudioPage, may_open
 
 PAGES_DIR = Path(__file__).resolve().parent.parent.parent / "pages"
 SECTIONS = {
-    "Create": (Page.IMAGE_STUDIO, Page.VIDEO_STUDIO),
-    "Browse": (Page.GALLERY,),
-    "Admin": (Page.TASK_HISTORY, Page.SYSTEM),
+    "Create": (StudioPage.IMAGE_STUDIO, StudioPage.VIDEO_STUDIO),
+    "Browse": (StudioPage.GALLERY,),
+    "Admin": (StudioPage.TASK_HISTORY, StudioPage.SYSTEM),
 }
 ICONS = {
-    Page.IMAGE_STUDIO: ":material/image:",
-    Page.VIDEO_STUDIO: ":material/movie:",
-    Page.GALLERY: ":material/photo_library:",
-    Page.TASK_HISTORY: ":material/history:",
-    Page.SYSTEM: ":material/monitor_heart:",
+    StudioPage.IMAGE_STUDIO: ":material/image:",
+    StudioPage.VIDEO_STUDIO: ":material/movie:",
+    StudioPage.GALLERY: ":material/photo_library:",
+    StudioPage.TASK_HISTORY: ":material/history:",
+    StudioPage.SYSTEM: ":material/monitor_heart:",
 }
+
+
+def run_page(page) -> None:  # type: ignore[no-untyped-def]  # a StreamlitPage
+    """Run the chosen page; an error we explain (``MediagenError``) that a page did not handle
+    itself is shown as its message. Anything else is a bug: Streamlit shows its redacted notice
+    (``client.showErrorDetails``) and the server log has the traceback."""
+    try:
+        page.run()
+    except MediagenError as exc:
+        widgets.show_error(exc)
 
 
 def build_navigation():  # -> StreamlitPage
@@ -35,15 +47,15 @@ def build_navigation():  # -> StreamlitPage
         return st.navigation([st.Page(_sign_in, title="Sign in", url_path="sign-in")], position="hidden")
     if user.role is None:
         return st.navigation([st.Page(_no_access, title="No access", url_path="no-access")], position="hidden")
-    home = next(page for pages in SECTIONS.values() for page in pages if user.may_open(page))
+    home = next(page for pages in SECTIONS.values() for page in pages if may_open(user, page))
     routed = {
         page: st.Page(PAGES_DIR / f"{page}.py", title=PAGE_TITLES[page], icon=ICONS[page], default=page == home)
-        for page in Page
+        for page in StudioPage
     }
     chosen = st.navigation(list(routed.values()), position="hidden")
     with st.sidebar:
         for section, pages in SECTIONS.items():
-            mine = [page for page in pages if user.may_open(page)]
+            mine = [page for page in pages if may_open(user, page)]
             if mine:
                 st.caption(section)
                 for page in mine:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mediagen import jobs
+from mediagen.db.tables import Job
 from mediagen.errors import MediagenError
-from mediagen.models import Job
-from mediagen.states import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
+from mediagen.jobs import actions, queries
+from mediagen.jobs.status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from mediagen.studio import Studio
 from mediagen.ui import services, widgets
 from mediagen.ui.media import describe, play
@@ -30,7 +30,7 @@ def video_panel(studio: Studio, owner: str) -> None:
     st.subheader("Your videos")
     if message := st.session_state.pop("panel-error", None):
         st.error(widgets.plain(message))
-    recent = jobs.list_jobs(studio, kind=JobKind.VIDEO, owner=owner, limit=PANEL_JOBS)
+    recent = queries.list_jobs(studio, kind=JobKind.VIDEO, owner=owner, limit=PANEL_JOBS)
     if not recent:
         st.info("Queued videos appear here with live progress.")
     for job in recent:
@@ -40,18 +40,18 @@ def video_panel(studio: Studio, owner: str) -> None:
 def _job_card(studio: Studio, job: Job) -> None:
     status = JobStatus(job.status)
     with st.container(border=True, key=f"video-card-{job.id}"):
-        head, actions = st.columns([4, 1], vertical_alignment="center")
+        head, buttons = st.columns([4, 1], vertical_alignment="center")
         with head:
             widgets.status_badge(status)
             st.text(job.prompt if len(job.prompt) <= 160 else job.prompt[:157] + "…")
             st.caption(f"{job.model} · {widgets.elapsed(job)} · job {job.id}")
-        with actions:
+        with buttons:
             if status in ACTIVE_STATUSES:
                 st.button(
                     "Cancel",
                     key=f"cancel-{job.id}",
                     on_click=_act,
-                    args=(jobs.cancel_job, studio, job.id),
+                    args=(actions.cancel_job, studio, job.id),
                     icon=":material/stop_circle:",
                 )
             elif status in RETRYABLE_STATUSES:
@@ -59,7 +59,7 @@ def _job_card(studio: Studio, job: Job) -> None:
                     "Retry",
                     key=f"retry-{job.id}",
                     on_click=_act,
-                    args=(jobs.retry_job, studio, job.id),
+                    args=(actions.retry_job, studio, job.id),
                     icon=":material/replay:",
                 )
         if status in ACTIVE_STATUSES:

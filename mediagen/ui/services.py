@@ -5,13 +5,15 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from mediagen import runtime
-from mediagen.access import LOCAL_ADMIN, Forbidden, Page, User, require_page, role_for
+from mediagen import server
+from mediagen.auth.roles import LOCAL_ADMIN, User, role_for
+from mediagen.errors import Forbidden
 from mediagen.studio import Studio
+from mediagen.ui.access import StudioPage, require_page
 
 
 def studio() -> Studio:
-    return runtime.studio()
+    return server.studio()
 
 
 def auth_configured() -> bool:
@@ -45,7 +47,7 @@ def current_owner() -> str:
     return signed_in_user().email
 
 
-def page_user(page: Page) -> User:
+def page_user(page: StudioPage) -> User:
     """The user, if this page is theirs to use; otherwise a polite refusal and the page stops."""
     user = signed_in_user()
     try:

@@ -15,9 +15,9 @@ from typing import Any
 import streamlit as st
 
 from mediagen.catalog import Choice, IntRange, ModelSpec, Param, Size
+from mediagen.db.tables import Job, utcnow
 from mediagen.errors import InvalidInput, MediagenError
-from mediagen.models import Job, utcnow
-from mediagen.states import JobKind, JobStatus
+from mediagen.jobs.status import JobKind, JobStatus
 from mediagen.studio import Studio
 
 # label, badge colour, icon: every status has its own look.

@@ -60,7 +60,7 @@ def upgrade() -> None:
     op.create_index("ix_jobs_error_code_created", "jobs", ["error_code", "created_at"])
     # The roll-up of the jobs finished so far. This calls the application's own code on purpose:
     # the roll-up is derived data, rebuilt the same way by `mediagen db rebuild-metrics`.
-    from mediagen.metrics import rebuild
+    from mediagen.admin.rollup import rebuild
 
     rebuild(op.get_bind())
 

@@ -1,0 +1,174 @@
+"""What users do with jobs: generate an image, submit a video, cancel, retry.
+
+The pages, the CLI and the HTTP API call these and nothing lower. Invalid input raises
+``InvalidInput`` before any row is written. Every generation then takes the one path: the job is
+created, run one step at a time by ``worker.step`` (an image in one step, in this process's bounded
+generation pool while its caller waits; a video by whichever worker polls it), stored and
+finished; a generation that fails is recorded as a failed job with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from ..auth.roles import User, require_change
+from ..catalog import ModelSpec, validate_params, validate_prompt
+from ..db.tables import Job, JobEvent, utcnow
+from ..errors import Conflict, MediagenError, NotFound
+from ..studio import Studio
+from ..webhooks.outbox import check_webhook_url
+from ..worker import step
+from .queries import get_job
+from .status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
+from .transitions import clear_leftovers, record
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated request: what a job will be created from."""
+
+    kind: JobKind
+    model: ModelSpec
+    prompt: str
+    params: dict[str, Any]
+    webhook_url: str | None = None
+
+
+def validate(
+    studio: Studio,
+    kind: JobKind,
+    prompt: Any,
+    model: str | None,
+    params: dict[str, Any] | None,
+    webhook_url: str | None = None,
+) -> Request:
+    spec = studio.model(model, kind)
+    limit = min(spec.max_prompt_chars or studio.settings.max_prompt_chars, studio.settings.max_prompt_chars)
+    text = validate_prompt(prompt, limit)
+    cleaned = validate_params(spec, {k: v for k, v in (params or {}).items() if v is not None})
+    return Request(kind, spec, text, cleaned, check_webhook_url(studio, webhook_url))
+
+
+def generate_image(
+    studio: Studio,
+    prompt: Any,
+    *,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    owner: str = "local",
+) -> Job:
+    """Generate and wait: the returned job has succeeded (with assets) or failed (with why)."""
+    request = validate(studio, JobKind.IMAGE, prompt, model, params)
+    return _run_here(studio, _create(studio, request, owner))
+
+
+def submit_video(
+    studio: Studio,
+    prompt: Any,
+    *,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    owner: str = "local",
+    webhook_url: str | None = None,
+) -> Job:
+    """Queue a video job and return at once; a worker submits it and follows it to the end.
+    With ``webhook_url``, the job's final state is POSTed there, signed."""
+    request = validate(studio, JobKind.VIDEO, prompt, model, params, webhook_url)
+    return get_job(studio, _create(studio, request, owner).job_id)
+
+
+def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: User | None = None) -> Job:
+    """A new job with the same parameters, linked to the old one (which keeps its outcome); with
+    an ``actor``, only the old job's owner or an admin may, and the new job is theirs. An image
+    retry waits for its result, as ``generate_image`` does."""
+    old = get_job(studio, job_id)
+    if actor is not None:
+        require_change(actor, old.owner, "retry")
+        owner = actor.email
+    if JobStatus(old.status) not in RETRYABLE_STATUSES:
+        raise Conflict(f"job {job_id} is {old.status}; only failed, canceled or timed_out jobs can be retried")
+    request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params, old.webhook_url)
+    claim = _create(studio, request, owner or old.owner, retried_from=old.id)
+    return _run_here(studio, claim) if request.kind is JobKind.IMAGE else get_job(studio, claim.job_id)
+
+
+def cancel_job(studio: Studio, job_id: str, *, actor: User | None = None) -> Job:
+    """Cancel a queued or running job (only its owner or an admin, when ``actor`` is given; the
+    CLI and the workers act for the studio). Bumping ``attempt`` fences off any worker mid-poll,
+    so a cancel racing a completion ends in exactly one final state."""
+    with studio.db.write() as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        if actor is not None:
+            require_change(actor, job.owner, "cancel")
+        if JobStatus(job.status) not in ACTIVE_STATUSES:
+            raise Conflict(f"job {job_id} has already {job.status}; only queued or running jobs can be canceled")
+        job.attempt += 1
+        job.error_code, job.error_message = "canceled", "canceled by the user"
+        record(session, job, JobStatus.CANCELED, message="canceled by the user")
+        provider_name, provider_job_id, model_name = job.provider, job.provider_job_id, job.model
+        kind, created_at = job.kind, job.created_at
+    clear_leftovers(studio.storage, kind, created_at, job_id)
+    if provider_job_id:
+        _cancel_at_provider(studio, job_id, provider_name, model_name, provider_job_id)
+    return get_job(studio, job_id)
+
+
+def _create(studio: Studio, request: Request, owner: str, retried_from: str | None = None) -> step.Claim:
+    """Write the queued job; return the claim its first step runs under. An image is created
+    leased to this process (it runs here, now) until its deadline, when a worker would time it
+    out; a video is due for a worker's poll at once."""
+    now = utcnow()
+    deadline = now + timedelta(seconds=studio.settings.deadline_for(request.kind, request.model.name))
+    here = request.kind is JobKind.IMAGE
+    with studio.db.write() as session:
+        job = Job(
+            kind=request.kind,
+            status=JobStatus.QUEUED,
+            provider=request.model.provider,
+            model=request.model.name,
+            prompt=request.prompt,
+            params=request.params,
+            owner=owner,
+            retried_from=retried_from,
+            webhook_url=request.webhook_url,
+            created_at=now,
+            deadline_at=deadline,
+            next_poll_at=None if here else now,
+            attempt=1 if here else 0,
+            lease_owner=studio.owner_id if here else None,
+            lease_until=deadline if here else None,
+            submitted_at=None,
+            transient_errors=0,
+            progress=0,
+        )
+        session.add(job)
+        session.flush()
+        message = f"retry of {retried_from}" if retried_from else None
+        session.add(JobEvent(job=job, at=now, status=JobStatus.QUEUED.value, progress=0, message=message))
+        return step.Claim.of(job)
+
+
+def _run_here(studio: Studio, claim: step.Claim) -> Job:
+    """Run the job's step in this process's generation pool and wait for it: N callers of one
+    process (pages, API requests, threads) generate side by side, at most ``image_concurrency``."""
+    studio.generations.submit(step.advance, studio, claim).result()
+    return get_job(studio, claim.job_id)
+
+
+def _cancel_at_provider(studio: Studio, job_id: str, provider_name: str, model_name: str, task_id: str) -> None:
+    try:
+        spec = studio.catalog.get(model_name)
+        done = studio.provider(provider_name).cancel(spec, task_id)
+        note = "canceled at the provider" if done else "the provider cannot cancel tasks; it may still finish there"
+    except MediagenError as exc:
+        note = f"the provider did not confirm the cancel: {exc}"
+    with studio.db.write() as session:
+        job = session.get(Job, job_id)
+        if job is not None:
+            session.add(JobEvent(job=job, status=job.status, progress=job.progress, message=note))

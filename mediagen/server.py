@@ -1,0 +1,80 @@
+"""The app server process's services: one Studio, and (unless ``MEDIAGEN_WORKER_IN_APP=false``)
+one worker in the same process.
+
+The Streamlit lifespan calls ``start``/``stop`` once per server process. Code that runs without
+the lifespan (``AppTest``, scripts) gets the same Studio lazily from ``studio()``, with no worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from .config import Settings
+from .studio import Studio
+from .worker.loop import Worker
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_studio: Studio | None = None
+_worker: Worker | None = None
+
+
+def studio() -> Studio:
+    global _studio
+    with _lock:
+        if _studio is None:
+            _studio = Studio.open(Settings())
+        return _studio
+
+
+def worker() -> Worker | None:
+    """This process's worker, when it runs one."""
+    return _worker
+
+
+def _log_to_stderr() -> None:
+    """The studio's own messages (worker ticks, storage set-up, provider trouble) in the server's
+    log beside Streamlit's, at INFO; Streamlit configures only its own loggers."""
+    ours = logging.getLogger("mediagen")
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+
+
+def start() -> Studio:
+    """Open the studio and, unless turned off, start this process's worker; idempotent."""
+    global _worker
+    _log_to_stderr()
+    current = studio()
+    for note in current.storage.prepare():
+        log.info("storage: %s", note)
+    with _lock:
+        if _worker is None and current.settings.worker_in_app:
+            _worker = Worker(current)
+            _worker.start()
+            log.info("worker started in the app process (every %s s)", current.settings.poll_interval_s)
+        elif not current.settings.worker_in_app:
+            log.info("no worker in the app process (MEDIAGEN_WORKER_IN_APP=false): separate workers do that work")
+    return current
+
+
+def stop() -> None:
+    global _studio, _worker
+    with _lock:
+        if _worker is not None:
+            _worker.stop()
+            _worker = None
+        if _studio is not None:
+            _studio.close()
+            _studio = None
+
+
+def use(custom: Studio | None) -> None:
+    """Install a Studio built elsewhere (tests give one with a temp data dir); None forgets it."""
+    global _studio
+    with _lock:
+        _studio = custom

@@ -1,0 +1,74 @@
+"""A worker: ticks run in the background (APScheduler), survive errors and leave a heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from mediagen.db.tables import WorkerHeartbeat
+from mediagen.jobs import actions, queries
+from mediagen.jobs.status import JobStatus
+from mediagen.providers.base import PollResult, TaskState
+from mediagen.worker import loop
+from mediagen.worker.loop import Worker
+
+
+def _beat(studio, worker_id: str) -> WorkerHeartbeat:
+    with studio.db.read() as session:
+        return session.get(WorkerHeartbeat, worker_id)
+
+
+def test_a_failing_tick_is_recorded_and_the_next_one_runs(studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_tick(*_args, **_kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(loop, "tick", broken_tick)
+    report = Worker(studio, "w1").run_tick()
+    assert report.counts() == {} and not report.busy
+    beat = _beat(studio, "w1")
+    assert beat.ticks == 1 and beat.last_error == "RuntimeError: database went away"
+
+    monkeypatch.undo()
+    Worker(studio, "w1").run_tick()
+    beat = _beat(studio, "w1")
+    assert beat.ticks == 2 and beat.last_error is None
+
+
+def test_a_background_worker_finishes_a_local_video(studio) -> None:
+    job = actions.submit_video(studio, "tide", params={"duration": 1, "size": "128x72"})
+    running = Worker(studio)
+    running.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not JobStatus(queries.get_job(studio, job.id).status).is_final:
+            time.sleep(0.1)
+    finally:
+        running.stop()
+    assert queries.get_job(studio, job.id).status == JobStatus.SUCCEEDED
+    beat = _beat(studio, running.worker_id)
+    assert beat.ticks >= 2 and beat.last_tick_at is not None and beat.stopped_at is not None
+
+
+def test_a_busy_worker_ticks_back_to_back_quietly_and_stops_on_request(scripted, caplog) -> None:
+    """While a job is in flight the worker's run outlives its interval: each poll comes one
+    interval after the last, APScheduler's skipped overlapping runs are not logged as warnings,
+    and stopping the scheduler ends the run (it used to be able to deadlock in shutdown)."""
+    studio, provider = scripted
+    studio.settings = studio.settings.model_copy(update={"poll_interval_s": 0.2})
+    provider.script.append(PollResult(TaskState.RUNNING, 30))
+    job = actions.submit_video(studio, "a long clip", model="scripted-video")
+    caplog.set_level(logging.INFO, logger="apscheduler")
+    running = Worker(studio)
+    running.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(provider.polls) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        running.stop()
+    assert len(provider.polls) >= 5 and set(provider.polls) == {"task-1"}
+    assert queries.get_job(studio, job.id).status == JobStatus.RUNNING
+    assert not [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert _beat(studio, running.worker_id).stopped_at is not None
