@@ -1,5 +1,6 @@
 """Entry point: `streamlit run app.py`. Routes only; every page calls into `mediagen`."""
 
+import os
 import sys
 from contextlib import asynccontextmanager
 
@@ -9,10 +10,12 @@ from starlette.staticfiles import StaticFiles
 from streamlit.runtime.pages_manager import PagesManager
 
 from mediagen import server
+from mediagen.api import apps as api_apps
 from mediagen.api.answers import EXCEPTION_HANDLERS
 from mediagen.api.routes import ROUTES
 from mediagen.auth.exposure import auth_problems, exposure_refusal
 from mediagen.config import Settings
+from mediagen.errors import MediagenError
 from mediagen.ui import services
 from mediagen.ui.navigation import build_navigation, run_page
 
@@ -25,6 +28,13 @@ _settings = Settings()
 _settings.media_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _refuse_to_start(reason: str) -> None:
+    """One line saying why, then exit 3. Nothing has started yet; raising SystemExit here would
+    bury the line under the server's traceback of a failed lifespan."""
+    print(f"mediagen: {reason}", file=sys.stderr, flush=True)
+    os._exit(3)
+
+
 @asynccontextmanager
 async def lifespan(_app):
     signed_in = services.auth_configured()
@@ -33,10 +43,12 @@ async def lifespan(_app):
         problems = auth_problems(st.secrets["auth"])
         refusal = "sign-in is half configured: " + "; ".join(problems) if problems else None
     if refusal:
-        print(f"mediagen: {refusal}", file=sys.stderr, flush=True)
-        raise SystemExit(3)
+        _refuse_to_start(refusal)
     # Once per server process: never per browser session, so there is at most one worker here.
-    server.start()
+    try:
+        server.start()
+    except MediagenError as exc:  # a setting that cannot work (an alias to nowhere): say which
+        _refuse_to_start(str(exc))
     try:
         yield None
     finally:
@@ -49,6 +61,8 @@ app = st.App(
         # The local storage backend's files, on the app's own port, with Range support (206).
         Mount("/cdn", app=StaticFiles(directory=_settings.media_dir), name="cdn"),
         *ROUTES,
+        # The HTTP API (README: HTTP API): /api seed-compatible, /v1 OpenAI-compatible.
+        *api_apps.build(services.auth_configured),
     ],
     exception_handlers=EXCEPTION_HANDLERS,
     lifespan=lifespan,

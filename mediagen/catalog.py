@@ -7,7 +7,7 @@ words: the field, the problem and the allowed values.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,27 +166,56 @@ class ModelSpec:
 
 
 class Catalog:
-    """Every model we know, keyed by name; built from the provider registry."""
+    """Every model we know, keyed by name; built from the provider registry. ``aliases`` are other
+    names for catalogue models (``MEDIAGEN_MODEL_ALIASES``): ``get`` resolves them, so callers
+    written for another service's model names work unchanged."""
 
-    def __init__(self, models: Iterable[ModelSpec]) -> None:
+    def __init__(self, models: Iterable[ModelSpec], aliases: Mapping[str, str] | None = None) -> None:
         self._models: dict[str, ModelSpec] = {}
         for spec in models:
             if spec.name in self._models:
                 raise ValueError(f"model {spec.name!r} is registered twice")
             self._models[spec.name] = spec
+        self.aliases: dict[str, str] = dict(aliases or {})
 
     def __contains__(self, name: str) -> bool:
-        return name in self._models
+        return name in self._models or name in self.aliases
 
     def models(self, kind: JobKind | str | None = None) -> list[ModelSpec]:
         return [m for m in self._models.values() if kind is None or m.kind == kind]
 
+    def serves(self, name: str) -> bool:
+        """Whether ``name`` is one of the catalogue's own model names (not an alias)."""
+        return name in self._models
+
+    def aliases_of(self, name: str) -> list[str]:
+        return sorted(alias for alias, target in self.aliases.items() if target == name)
+
     def get(self, name: str, kind: JobKind | str | None = None) -> ModelSpec:
-        spec = self._models.get(name)
+        spec = self._models.get(self.aliases.get(name, name))
         if spec is None or (kind is not None and spec.kind != kind):
-            allowed = [m.name for m in self.models(kind)]
+            allowed = [m.name for m in self.models(kind)] + sorted(
+                a for a, target in self.aliases.items() if kind is None or self._models[target].kind == kind
+            )
             raise InvalidInput("model", f"unknown {kind or ''} model {name!r}".replace("  ", " "), allowed)
         return spec
+
+
+def check_aliases(aliases: Mapping[str, str], configured: Catalog, known: Catalog) -> None:
+    """Refuse, naming it, an alias that leads nowhere or would hide a model served here."""
+    for alias, target in aliases.items():
+        where = f"alias {alias!r} → {target!r}"
+        if not alias.strip() or alias != alias.strip():
+            raise InvalidInput("MEDIAGEN_MODEL_ALIASES", f"{where}: an alias must be a name without spaces around it")
+        if configured.serves(alias):
+            raise InvalidInput(
+                "MEDIAGEN_MODEL_ALIASES", f"{where} would hide the configured model {alias!r}; pick another alias"
+            )
+        if not configured.serves(target):
+            problem = "is not configured here" if known.serves(target) else "is not a model of any provider"
+            raise InvalidInput(
+                "MEDIAGEN_MODEL_ALIASES", f"{where}: {target!r} {problem}", [m.name for m in configured.models()]
+            )
 
 
 def validate_prompt(prompt: Any, limit: int) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .admin import rollup
+from .auth import keys as api_keys
 from .config import Settings
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, InvalidInput, MediagenError
 from .jobs import actions, queries
@@ -75,7 +76,16 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild-metrics: recount the admin metrics from the jobs",
     )
 
-    sub.add_parser("models", help="list the models configured here and their options")
+    sub.add_parser("models", help="list the models configured here, their aliases and options")
+
+    keys = sub.add_parser("keys", help="API keys: create (the secret is shown once), list, revoke")
+    keys_sub = keys.add_subparsers(dest="keys_action", required=True)
+    create = keys_sub.add_parser("create", help="make a key acting as a user; prints it once")
+    create.add_argument("--user", required=True, help="the e-mail address the key acts as (its role: MEDIAGEN_ROLES)")
+    create.add_argument("--name", default="", help="what the key is for, e.g. 'nightly renders'")
+    listed = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    listed.add_argument("--user", help="only this user's keys")
+    keys_sub.add_parser("revoke", help="revoke a key by id").add_argument("id")
 
     download = sub.add_parser("download", help="save a job's output, converted to another format if asked")
     download.add_argument("id")
@@ -221,11 +231,33 @@ def _models(studio: Studio, args: argparse.Namespace) -> int:
                 "provider": m.provider,
                 "kind": str(m.kind),
                 "label": m.label,
+                "aliases": studio.catalog.aliases_of(m.name),
                 "params": {p.name: {"allowed": p.describe(), "default": p.default} for p in m.params},
             }
             for m in studio.catalog.models()
         ]
     )
+    return EXIT_OK
+
+
+def _keys(studio: Studio, args: argparse.Namespace) -> int:
+    if args.keys_action == "create":
+        info, secret = api_keys.create_key(studio, args.user, args.name)
+        data = info.data()
+        _emit(
+            {
+                "id": data["id"],
+                "key": secret,
+                "user": data["user"],
+                "name": data["name"],
+                "created_at": data["created_at"],
+            }
+        )
+        print("this is the only time the key is shown; keep it somewhere safe", file=sys.stderr)
+    elif args.keys_action == "list":
+        _emit([info.data() for info in api_keys.list_keys(studio, user=args.user)])
+    else:
+        _emit(api_keys.revoke_key(studio, args.id).data())
     return EXIT_OK
 
 
@@ -257,5 +289,6 @@ COMMANDS = {
     "worker": _worker,
     "db": _db,
     "models": _models,
+    "keys": _keys,
     "download": _download,
 }

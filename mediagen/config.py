@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         description="Price table for estimated cost per model, as JSON: "
         '{"gpt-image-1": {"per_image": {"1024x1024/high": 0.17, "*": 0.04}}, "sora-2": {"per_second": {"*": 0.1}}}.',
     )
+    model_aliases: dict[str, str] = Field(
+        {},
+        description='Other names for models served here, as JSON: {"dall-e-3": "local-image"}, so scripts written '
+        "for another service's model names work unchanged; resolved by the API, the CLI and the studio, and listed "
+        "by `/v1/models` and `python -m mediagen models`.",
+    )
     model_deadlines_s: dict[str, int] = Field(
         {},
         description='Per-model deadlines overriding the per-kind ones, as JSON: {"sora-2": 3600}.',
@@ -163,6 +169,13 @@ class Settings(BaseSettings):
         le=64,
         description="Image generations one process runs at once (studio pages, API and CLI callers alike); "
         "more wait their turn. Remote image calls mostly wait on the provider, so a few threads serve many.",
+    )
+    image_backlog: int = Field(
+        32,
+        ge=0,
+        le=10_000,
+        description="Image generations that may wait for a free slot; beyond that new ones are refused "
+        "at once (HTTP 429 with Retry-After) rather than queueing without bound.",
     )
     worker_in_app: bool = Field(
         True,

@@ -12,6 +12,8 @@ message (``str()``) is written for people; ``code`` is stable for programs.
     ├── NotFound             404  exit 2   no such job, asset, collection or key
     ├── Conflict             409  exit 2   the thing exists but its state does not allow this
     │   └── IllegalTransition          409  exit 2   a status change the job state machine forbids
+    ├── TooLarge             413  exit 2   a request body or upload over its limit
+    ├── RateLimited          429  exit 1   not now: try again after ``retry_after_s``
     ├── ProviderError        502  exit 1   the provider said no, or sent something we cannot use
     ├── IngestError          502  exit 1   provider output we could not store (too big, not media)
     └── StorageError         503  exit 1   our storage refused or could not be reached
@@ -111,6 +113,26 @@ class IllegalTransition(Conflict):
     """A status change the job state machine does not allow."""
 
     code = "illegal_transition"
+
+
+class TooLarge(MediagenError):
+    """A request body or upload larger than we accept; names the limit."""
+
+    code = "too_large"
+    http_status = 413
+    exit_code = EXIT_REFUSED
+
+
+class RateLimited(MediagenError):
+    """Not now: too much is waiting (here, or at the provider). ``retry_after_s`` says when to
+    try again; HTTP answers carry it as ``Retry-After``."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float = 10.0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class ProviderError(MediagenError):

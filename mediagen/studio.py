@@ -11,22 +11,25 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from .catalog import Catalog, ModelSpec
+from .catalog import Catalog, ModelSpec, check_aliases
 from .config import Settings
 from .db.engine import Database
-from .errors import InvalidInput
+from .errors import InvalidInput, RateLimited
 from .jobs.status import JobKind
 from .media.ingest import Limits, download_client
 from .netguard import OutboundGuard
-from .providers import PROVIDERS, configured_catalog, read_provider_settings
-from .providers.settings import ProviderSettings
+from .providers import PROVIDERS, configured_catalog, full_catalog, read_provider_settings
+from .providers.settings import ProviderSettings, RemoteSettings
 from .storage import make_storage
 from .storage.base import Storage
+
+T = TypeVar("T")
 
 
 def new_owner_id() -> str:
@@ -49,7 +52,11 @@ class Studio:
         self.storage = storage or make_storage(settings)
         # Each provider's own variables (keys, base URLs), read once as the process starts.
         self.provider_settings = dict(provider_settings or read_provider_settings())
-        self.catalog: Catalog = configured_catalog(self.provider_settings)
+        # Every registered model, configured or not: to tell a caller what a model needs.
+        self.known_models: Catalog = full_catalog(self.provider_settings)
+        served = configured_catalog(self.provider_settings)
+        check_aliases(settings.model_aliases, served, self.known_models)
+        self.catalog: Catalog = Catalog(served.models(), settings.model_aliases)
         self.guard = OutboundGuard.from_entries(settings.outbound_allow)
         # What one copy out of a provider may do: how many bytes, for how long, and where.
         self._download_client = download_client()
@@ -62,9 +69,11 @@ class Studio:
         )
         # Holds the leases of the generations this process runs for its own callers (images).
         self.owner_id = new_owner_id()
+        self.started_at = int(time.time())
         self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._generations: ThreadPoolExecutor | None = None
+        self._in_flight = 0
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Studio:
@@ -85,11 +94,20 @@ class Studio:
     def model(self, name: str | None, kind: JobKind) -> ModelSpec:
         """The named model, or this kind's default: the first configured model of the kind."""
         if name:
+            if name not in self.catalog and self.known_models.serves(name):
+                raise InvalidInput("model", f"{self.needs(name)}, which is not set here")
             return self.catalog.get(name, kind)
         models = self.catalog.models(kind)
         if not models:
             raise InvalidInput("model", f"no {kind.value} model is configured", "set a provider's API key")
         return models[0]
+
+    def needs(self, model: str) -> str:
+        """What switches on the provider of a known model, as a sentence naming its variable."""
+        provider = self.known_models.get(model).provider
+        own = self.provider_settings[provider]
+        variable = own.key_variable() if isinstance(own, RemoteSettings) else None
+        return f"{model} needs {variable}" if variable else f"{model} needs the {provider} provider's settings"
 
     @property
     def generations(self) -> ThreadPoolExecutor:
@@ -101,6 +119,29 @@ class Studio:
                     max_workers=self.settings.image_concurrency, thread_name_prefix="mediagen-generate"
                 )
             return self._generations
+
+    def run_generation(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn`` in the generation pool; its future is the caller's to wait on."""
+        with self._lock:
+            self._in_flight += 1
+        future = self.generations.submit(fn, *args)
+        future.add_done_callback(self._generation_done)
+        return future
+
+    def check_generation_room(self) -> None:
+        """Refuse, before anything is written, a generation that would wait behind a full backlog."""
+        room = self.settings.image_concurrency + self.settings.image_backlog
+        with self._lock:
+            waiting = self._in_flight
+        if waiting >= room:
+            raise RateLimited(
+                f"{waiting} image generations are running or waiting here (at most {room}); try again shortly",
+                retry_after_s=max(1.0, self.settings.image_deadline_s / 60),
+            )
+
+    def _generation_done(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def drain(self) -> None:
         """Let in-process provider work (the local renderer) finish before the process exits."""

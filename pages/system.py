@@ -4,8 +4,8 @@ import streamlit as st
 from mediagen import server
 from mediagen.admin import system
 from mediagen.library import retention
+from mediagen.ui import api_keys, services, widgets
 from mediagen.ui import library as library_ui
-from mediagen.ui import services, widgets
 from mediagen.ui.access import StudioPage
 
 user = services.page_user(StudioPage.SYSTEM)
@@ -54,6 +54,9 @@ for worker in report.workers:
         st.success(widgets.plain(line))
     if worker.last_error and not worker.stopped:
         st.warning(widgets.plain(f"last tick failed: {worker.last_error}"))
+
+st.subheader("API keys")
+api_keys.manage(studio)
 
 st.subheader("Active jobs")
 with st.container(horizontal=True):

@@ -30,8 +30,7 @@ ASSET_KEYS = {"url", "thumbnail_url", "content_type", "bytes", "sha256", "width"
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {
-        **os.environ,
+    ours = {
         "MEDIAGEN_DATA_DIR": str(tmp_path / "data"),
         "MEDIAGEN_PUBLIC_BASE_URL": "http://127.0.0.1:8501/cdn",
         "MEDIAGEN_POLL_INTERVAL_S": "0.2",
@@ -43,7 +42,7 @@ def cli(tmp_path):
             [sys.executable, "-m", "mediagen", *args],
             capture_output=True,
             text=True,
-            env=env,
+            env={**os.environ, **ours},  # read at each call, so a test may set a variable first
             cwd=tmp_path,
             timeout=timeout,
         )
@@ -188,3 +187,37 @@ def test_an_internal_error_is_one_line_without_a_traceback(cli, tmp_path, monkey
         [sys.executable, "-m", "mediagen", "--verbose", "jobs"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert verbose.returncode == 3 and "Traceback" in verbose.stderr
+
+
+def test_keys_are_made_shown_once_listed_without_secrets_and_revoked(cli) -> None:
+    made = cli("keys", "create", "--user", "Ana@Example.com", "--name", "ci")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert set(key) == {"id", "key", "user", "name", "created_at"} and key["user"] == "ana@example.com"
+    assert "only time" in made.stderr
+    listed = cli("keys", "list")
+    assert key["key"] not in listed.stdout
+    [row] = json.loads(listed.stdout)
+    assert row["id"] == key["id"] and row["revoked_at"] is None and row["last_used_at"] is None
+    revoked = json.loads(cli("keys", "revoke", key["id"]).stdout)
+    assert revoked["revoked_at"]
+    missing = cli("keys", "revoke", "nope")
+    assert missing.returncode == 2 and "no API key with id 'nope'" in missing.stderr
+    assert cli("keys", "create", "--user", " ").returncode == 2
+
+
+def test_model_aliases_are_listed_resolved_and_checked(cli, monkeypatch) -> None:
+    monkeypatch.setenv("MEDIAGEN_MODEL_ALIASES", '{"dall-e-3": "local-image"}')
+    models = {m["name"]: m for m in json.loads(cli("models").stdout)}
+    assert models["local-image"]["aliases"] == ["dall-e-3"]
+    made = cli("image", "an alias", "--model", "dall-e-3", "--size", "256x256")
+    assert made.returncode == 0 and json.loads(made.stdout)["model"] == "local-image"
+    monkeypatch.setenv("MEDIAGEN_MODEL_ALIASES", '{"local-image": "local-video"}')
+    hiding = cli("models")
+    assert hiding.returncode == 2 and "would hide the configured model 'local-image'" in hiding.stderr
+    monkeypatch.setenv("MEDIAGEN_MODEL_ALIASES", '{"fast": "sora-2"}')
+    dead = cli("models")
+    assert dead.returncode == 2 and "'sora-2' is not configured here" in dead.stderr
+    monkeypatch.delenv("MEDIAGEN_MODEL_ALIASES")
+    unconfigured = cli("image", "x", "--model", "dall-e-3")
+    assert unconfigured.returncode == 2 and "dall-e-3 needs OPENAI_API_KEY" in unconfigured.stderr

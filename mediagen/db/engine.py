@@ -43,10 +43,12 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that reads then writes fails with "database is locked" at once,
         # whatever busy_timeout says; IMMEDIATE takes the write lock up front and waits for it.
-        if conn.get_execution_options().get("write", False):
+        options = conn.get_execution_options()
+        if options.get("write", False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif not options.get("one_statement", False):
             conn.exec_driver_sql("BEGIN")
+        # One statement reads one snapshot by itself: no BEGIN (and no round trip) for it.
 
 
 class Database:
@@ -64,6 +66,16 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def peek(self) -> Iterator[Session]:
+        """A session for a read of one statement (a status poll): on SQLite it skips the
+        explicit BEGIN a multi-statement read needs for one snapshot."""
+        with (
+            self.engine.connect() as conn,
+            Session(bind=conn.execution_options(one_statement=True), expire_on_commit=False) as session,
+        ):
             yield session
 
     @contextmanager

@@ -259,6 +259,36 @@ class HousekeepingTask(Leased, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class ApiKey(Base):
+    """A key a program calls the HTTP API with, acting as its user. Only a hash of the secret is
+    kept: the secret is shown once, when the key is made."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotentRequest(Base):
+    """The first answer to a creating request sent with an ``Idempotency-Key``, replayed when the
+    same user sends the same key again (within a day), so a retried call creates nothing twice.
+    ``status_code`` is empty while the first request is still being answered."""
+
+    __tablename__ = "idempotent_requests"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class _DailyLine:
     """The key both roll-up tables start with: the day a job was created and who made it how."""
 

@@ -9,6 +9,7 @@ finished; a generation that fails is recorded as a failed job with its reason.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -62,8 +63,22 @@ def generate_image(
     owner: str = "local",
 ) -> Job:
     """Generate and wait: the returned job has succeeded (with assets) or failed (with why)."""
+    return start_image(studio, prompt, model=model, params=params, owner=owner).result()
+
+
+def start_image(
+    studio: Studio,
+    prompt: Any,
+    *,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    owner: str = "local",
+) -> Future[Job]:
+    """Validate and create the image job, and start it in this process's generation pool; the
+    future gives the finished job (an HTTP handler awaits it without holding a thread)."""
     request = validate(studio, JobKind.IMAGE, prompt, model, params)
-    return _run_here(studio, _create(studio, request, owner))
+    studio.check_generation_room()
+    return _start_here(studio, _create(studio, request, owner))
 
 
 def submit_video(
@@ -92,8 +107,10 @@ def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: U
     if JobStatus(old.status) not in RETRYABLE_STATUSES:
         raise Conflict(f"job {job_id} is {old.status}; only failed, canceled or timed_out jobs can be retried")
     request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params, old.webhook_url)
+    if request.kind is JobKind.IMAGE:
+        studio.check_generation_room()
     claim = _create(studio, request, owner or old.owner, retried_from=old.id)
-    return _run_here(studio, claim) if request.kind is JobKind.IMAGE else get_job(studio, claim.job_id)
+    return _start_here(studio, claim).result() if request.kind is JobKind.IMAGE else get_job(studio, claim.job_id)
 
 
 def cancel_job(studio: Studio, job_id: str, *, actor: User | None = None) -> Job:
@@ -154,10 +171,14 @@ def _create(studio: Studio, request: Request, owner: str, retried_from: str | No
         return step.Claim.of(job)
 
 
-def _run_here(studio: Studio, claim: step.Claim) -> Job:
-    """Run the job's step in this process's generation pool and wait for it: N callers of one
-    process (pages, API requests, threads) generate side by side, at most ``image_concurrency``."""
-    studio.generations.submit(step.advance, studio, claim).result()
+def _start_here(studio: Studio, claim: step.Claim) -> Future[Job]:
+    """Run the job's step in this process's generation pool: N callers of one process (pages, API
+    requests, threads) generate side by side, at most ``image_concurrency`` at once."""
+    return studio.run_generation(_step_then_read, studio, claim)
+
+
+def _step_then_read(studio: Studio, claim: step.Claim) -> Job:
+    step.advance(studio, claim)
     return get_job(studio, claim.job_id)
 
 

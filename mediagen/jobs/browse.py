@@ -257,3 +257,22 @@ _DISTINCT_MODELS = text(
 def models_in_use(studio: Studio) -> list[str]:
     with studio.db.read() as session:
         return list(session.scalars(_DISTINCT_MODELS))
+
+
+def video_page(
+    studio: Studio, *, owner: str | None, after: str | None, limit: int, newest_first: bool = True
+) -> tuple[list[Job], bool]:
+    """A page of video jobs after the job with id ``after`` (OpenAI's cursor: the last id of the
+    previous page), and whether more follow."""
+    query = select(Job).where(Job.kind == JobKind.VIDEO).options(selectinload(Job.assets))
+    if owner:
+        query = query.where(Job.owner == owner)
+    with studio.db.read() as session:
+        cursor = None
+        if after:
+            mark = session.get(Job, after)
+            if mark is None or mark.kind != JobKind.VIDEO or (owner and mark.owner != owner):
+                raise InvalidInput("after", f"{after!r} is not the id of a video in this list")
+            cursor = encode_cursor(mark.created_at, mark.id)
+        found = list(session.scalars(seek(query, cursor, newest_first=newest_first).limit(limit + 1)))
+    return found[:limit], len(found) > limit

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..db.tables import Job
 from ..errors import InvalidInput, NotFound
@@ -16,14 +17,15 @@ from .status import JobKind, JobStatus
 MAX_LISTED = 1000
 
 
-def get_job(studio: Studio, job_id: str) -> Job:
-    """The job with its assets, events and webhook deliveries."""
-    with studio.db.read() as session:
-        job = session.scalars(
-            select(Job)
-            .where(Job.id == job_id)
-            .options(selectinload(Job.assets), selectinload(Job.events), selectinload(Job.webhooks))
-        ).one_or_none()
+def get_job(studio: Studio, job_id: str, *, story: bool = True) -> Job:
+    """The job with its assets, and (with ``story``) its events and webhook deliveries; a status
+    read needs only the first, and a long-running video may have hundreds of events."""
+    # One round trip for the status read: a job has a handful of assets at most.
+    loads: list[Any] = [joinedload(Job.assets)]
+    if story:
+        loads += [selectinload(Job.events), selectinload(Job.webhooks)]
+    with studio.db.read() if story else studio.db.peek() as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).options(*loads)).unique().one_or_none()
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
         return job

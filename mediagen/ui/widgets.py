@@ -86,7 +86,7 @@ def generation_form(studio: Studio, kind: JobKind, placeholder: str, icon: str) 
         placeholder=placeholder,
     )
     names = [m.name for m in studio.catalog.models(kind)]
-    model = st.selectbox("Model", names, key=f"{prefix}-model", format_func=lambda n: studio.catalog.get(n).label)
+    model = st.selectbox("Model", names, key=f"{prefix}-model", format_func=lambda n: _model_label(studio, n))
     params = param_inputs(studio.catalog.get(model), prefix)
     webhook_url = None
     if kind is JobKind.VIDEO:
@@ -172,3 +172,10 @@ def video_player(url: str, poster: str | None) -> None:
 
 def copyable_url(url: str) -> None:
     st.code(url, language=None, wrap_lines=True)
+
+
+def _model_label(studio: Studio, name: str) -> str:
+    """The model's label, with the other names it answers to (``MEDIAGEN_MODEL_ALIASES``)."""
+    aliases = studio.catalog.aliases_of(name)
+    label = studio.catalog.get(name).label
+    return f"{label} (also {', '.join(aliases)})" if aliases else label

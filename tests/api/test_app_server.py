@@ -101,7 +101,8 @@ def test_a_half_written_sign_in_is_refused_at_start_up(tmp_path) -> None:
         [*command, "--secrets.files", str(secrets)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     output = refused.stdout + refused.stderr
-    assert refused.returncode != 0 and "mediagen: sign-in is half configured: [auth] needs cookie_secret" in output
+    assert refused.returncode == 3 and "mediagen: sign-in is half configured: [auth] needs cookie_secret" in output
+    assert "Traceback" not in output
 
 
 def test_an_app_without_its_own_worker_leaves_the_work_to_separate_workers(tmp_path) -> None:
@@ -119,3 +120,21 @@ def test_an_app_without_its_own_worker_leaves_the_work_to_separate_workers(tmp_p
             if job["status"] != "queued" and job["status"] != "running":
                 break
         assert job["status"] == "succeeded", job
+
+
+def test_an_alias_to_nowhere_is_refused_at_start_up_naming_it(tmp_path) -> None:
+    from ..support.servers import free_port
+
+    env = {
+        **os.environ,
+        "MEDIAGEN_DATA_DIR": str(tmp_path / "data"),
+        "MEDIAGEN_MODEL_ALIASES": '{"dall-e-3": "no-such-model"}',
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(free_port())]
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0, output
+    assert "alias 'dall-e-3' → 'no-such-model': 'no-such-model' is not a model of any provider" in output
+    assert "Traceback" not in output

@@ -120,4 +120,4 @@ def test_an_upgrade_from_empty_is_one_transaction(tmp_path) -> None:
     db.upgrade()
     assert len(commits) == 1
     with db.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0007"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0008"

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from jsonschema import Draft202012Validator
 
 from mediagen.catalog import Choice, IntRange, Size, validate_params
 from mediagen.errors import InvalidInput
 from mediagen.providers import openai
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai-openapi.yaml"
+from ..support import openai_spec
 
 
 @pytest.fixture(scope="module")
 def components() -> dict[str, Any]:
-    if not SPEC.exists():
-        pytest.fail(f"{SPEC} is missing: the shared specs must sit beside the repository")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with SPEC.open() as handle:
-        return yaml.load(handle, Loader=loader)["components"]
+    try:
+        return openai_spec.components()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 def _validator(components: dict[str, Any], schema: str) -> Draft202012Validator:

@@ -215,6 +215,25 @@ def test_system_page_reports_and_self_checks(app, studio) -> None:
     assert webhook_metrics == {f"Deliveries {s}": "0" for s in ("pending", "delivered", "failed", "gone")}
 
 
+def test_admins_make_list_and_revoke_api_keys_on_the_system_page(app, studio) -> None:
+    from mediagen.auth import keys
+
+    app.switch_page("pages/system.py").run()
+    assert any("No API keys yet" in c.value for c in app.caption)
+    app.text_input(key="api-key-user").input("ana@example.com")
+    app.text_input(key="api-key-name").input("nightly renders")
+    app.button[[b.label for b in app.button].index("Create key")].click().run()
+    [shown] = [c.value for c in app.code if c.value.startswith("mg_")]
+    [made] = keys.list_keys(studio)
+    assert keys.authenticate(studio, shown).id == made.id and made.name == "nightly renders"
+    [table] = [d.value for d in app.dataframe if "last used" in d.value.columns]
+    assert list(table["user"]) == ["ana@example.com"] and "mg_" not in table.to_string()
+    app.selectbox(key="api-key-revoke-id").select(made.id)
+    app.button(key="api-key-revoke").click().run()
+    assert keys.list_keys(studio)[0].revoked_at is not None
+    assert shown not in {c.value for c in app.code}  # shown once, at creation only
+
+
 def test_gallery_view_lives_in_its_link(app, studio) -> None:
     """Filters and page go into the URL; a session opened with that URL shows the same view, and
     values a link got wrong are dropped with a note naming the parameter."""

@@ -1,0 +1,105 @@
+"""The two HTTP surfaces as ASGI apps for ``st.App(routes=...)``: ``/api`` (seed-compatible, plus
+the OpenAPI document and its docs page) and ``/v1`` (OpenAI-compatible). One OpenAPI document at
+``/api/openapi.json`` describes both, with full paths, so a client generator or schemathesis
+needs one URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import openai_v1, seed
+from .problems import HANDLERS, problem
+
+TITLE = "mediagen API"
+# Prompts are at most a few thousand characters: a body beyond this is a mistake or an attack.
+MAX_BODY_BYTES = 1024 * 1024
+OPENAPI_PATH = "/api/openapi.json"
+
+
+class BodyLimit:
+    """Refuse (413) a request body over ``MAX_BODY_BYTES``, announced or streamed, before a
+    handler reads it into memory."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        announced = dict(scope["headers"]).get(b"content-length")
+        if announced and announced.isdigit() and int(announced) > MAX_BODY_BYTES:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                raise _Oversized
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _Oversized:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = problem(413, f"the request body is over {MAX_BODY_BYTES // 1024} KiB", code="too_large")
+        await answer(scope, receive, send)
+
+
+class _Oversized(Exception):
+    pass
+
+
+def _surface(sign_in: Callable[[], bool], **options: Any) -> FastAPI:
+    # No slash redirects: behind a mount their Location loses the mount prefix and lands on the pages.
+    app = FastAPI(exception_handlers=HANDLERS, redirect_slashes=False, **options)  # type: ignore[arg-type]
+    app.state.sign_in = sign_in
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document of both surfaces, paths in full."""
+    whole = FastAPI(
+        title=TITLE,
+        version="1",
+        description="The studio's HTTP API: `/api` speaks the replaced system's shapes, `/v1` OpenAI's. "
+        "Authenticate with `Authorization: Bearer KEY` or `X-API-Key: KEY`; in local mode (no sign-in) calls "
+        "from this machine may go without one.",
+        servers=[{"url": "/"}],
+    )
+    whole.include_router(seed.router, prefix="/api")
+    whole.include_router(openai_v1.router, prefix="/v1")
+    return whole.openapi()
+
+
+def build(sign_in: Callable[[], bool]) -> list[Mount]:
+    """The mounts to give ``st.App(routes=...)``; ``sign_in`` says whether sign-in is configured."""
+    api = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
+    api.include_router(seed.router)
+    spec = document()
+
+    @api.get("/openapi.json", include_in_schema=False)
+    def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    @api.get("/docs", include_in_schema=False)
+    def docs(_request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_PATH, title=TITLE)
+
+    v1 = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
+    v1.include_router(openai_v1.router)
+    return [Mount("/api", app=api), Mount("/v1", app=v1)]
