@@ -1,6 +1,7 @@
 """How fast the HTTP API answers status reads, and what an image request costs over the core.
 
-Set-up: `streamlit run app.py` (its own worker polling), 1,000 ``sora-2`` video jobs in flight at
+Set-up: `streamlit run app.py` with a worker polling (the app's own, or with `--worker separate` a
+`python -m mediagen worker` beside an app that runs none), 1,000 ``sora-2`` video jobs in flight at
 the loopback fake of OpenAI's video API (every task stays ``in_progress``, so the worker keeps
 polling all of them every 2 s while the reads run). wrk (Debian's package) keeps
 ``--concurrency`` connections busy for ``--seconds`` per endpoint, each request for a random job
@@ -10,11 +11,13 @@ Then the image overhead: ``POST /v1/images/generations`` (local-image, 256x256, 
 against ``actions.generate_image`` called in process on a studio of its own, medians of ``--images``.
 
     .venv/bin/python bench/api_reads.py [--jobs 1000] [--seconds 10] [--concurrency 8] [--images 30]
+        [--worker in-app|separate] [--poll-interval 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,12 +99,36 @@ def _image_overhead(base: str, count: int) -> tuple[float, float]:
     return statistics.median(over_http) * 1000, statistics.median(direct) * 1000
 
 
+@contextlib.contextmanager
+def _separate_worker(env: dict[str, str], *, wanted: bool) -> Iterator[None]:
+    if not wanted:
+        yield
+        return
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mediagen", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        try:
+            yield
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--images", type=int, default=30)
+    parser.add_argument("--poll-interval", type=float, default=2, help="MEDIAGEN_POLL_INTERVAL_S for the worker")
+    parser.add_argument(
+        "--worker",
+        choices=("in-app", "separate"),
+        default="in-app",
+        help="poll in the app's own process, or in a `python -m mediagen worker` beside it "
+        "(MEDIAGEN_WORKER_IN_APP=false: the scaled-out layout)",
+    )
     args = parser.parse_args()
 
     from mediagen.config import Settings
@@ -114,7 +142,16 @@ def main() -> None:
     fake.openai_video_steps = [("queued", 0), ("in_progress", 40)]  # never done: polled all along
     with fake, tempfile.TemporaryDirectory() as where:
         os.environ.update({"OPENAI_API_KEY": FakeProviders.OPENAI_KEY, "OPENAI_BASE_URL": fake.openai_base})
-        with app_server(Path(where), outbound_allow='["127.0.0.1/32"]', poll_interval_s="2") as app:
+        in_app = "true" if args.worker == "in-app" else "false"
+        with (
+            app_server(
+                Path(where),
+                outbound_allow='["127.0.0.1/32"]',
+                poll_interval_s=f"{args.poll_interval:g}",
+                worker_in_app=in_app,
+            ) as app,
+            _separate_worker(app.env, wanted=args.worker == "separate"),
+        ):
             # First, with nothing in flight: the cost of the HTTP layer alone.
             http_ms, direct_ms = _image_overhead(app.base, args.images)
             studio = Studio.open(Settings(data_dir=app.data_dir, outbound_allow=["127.0.0.1/32"]))
@@ -134,8 +171,9 @@ def main() -> None:
             polls = len(fake.calls("openai.videos.get")) - polls_before
             studio.close()
 
+    who = "the app's own" if args.worker == "in-app" else "a separate"
     print(
-        f"\n{args.jobs} video jobs in flight, the app's worker polling them every 2 s "
+        f"\n{args.jobs} video jobs in flight, {who} worker polling them every {args.poll_interval:g} s "
         f"({polls} polls during the reads); {args.concurrency} concurrent requests for {args.seconds:g} s each\n"
     )
     print("| endpoint | requests | req/s | p50 ms | p99 ms | non-200 |")

@@ -5,6 +5,7 @@ needs one URL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -86,8 +87,28 @@ def document() -> dict[str, Any]:
     return whole.openapi()
 
 
+SIGN_IN_RECHECK_S = 1.0
+
+
+def _rechecked(sign_in: Callable[[], bool], every_s: float = SIGN_IN_RECHECK_S) -> Callable[[], bool]:
+    """``sign_in`` asked at most once a second. Asking Streamlit's secrets looks for and parses
+    the secrets files, which cost a status read a fifth of its time; a second's delay before
+    the API follows a newly written ``[auth]`` section is nothing, while keeping it live means
+    turning sign-in on never waits for a restart."""
+    known: list[tuple[float, bool]] = []
+
+    def cached() -> bool:
+        now = time.monotonic()
+        if not known or now - known[0][0] >= every_s:
+            known[:] = [(now, sign_in())]
+        return known[0][1]
+
+    return cached
+
+
 def build(sign_in: Callable[[], bool]) -> list[Mount]:
     """The mounts to give ``st.App(routes=...)``; ``sign_in`` says whether sign-in is configured."""
+    sign_in = _rechecked(sign_in)
     api = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
     api.include_router(seed.router)
     spec = document()

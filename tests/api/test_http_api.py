@@ -98,6 +98,23 @@ def test_a_key_takes_its_users_role_at_each_request(signed_in, studio) -> None:
     assert _error(client.get("/v1/models", headers=headers["bob"]), 403)["type"] == "permission_error"
 
 
+def test_sign_in_turned_on_while_running_needs_keys_within_a_second(studio, monkeypatch) -> None:
+    server.use(studio)
+    configured = {"auth": False}
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(apps.time, "monotonic", lambda: clock["now"])
+    client = TestClient(Starlette(routes=apps.build(lambda: configured["auth"])), client=("127.0.0.1", 40000))
+    try:
+        assert client.get("/v1/models").status_code == 200
+        configured["auth"] = True  # an [auth] section written into secrets.toml
+        clock["now"] += 0.5
+        assert client.get("/v1/models").status_code == 200  # still the answer asked half a second ago
+        clock["now"] += apps.SIGN_IN_RECHECK_S
+        _error(client.get("/v1/models"), 401)
+    finally:
+        server.use(None)
+
+
 def test_owners_reviewers_and_admins(signed_in) -> None:
     client, headers = signed_in
     task = _video(client, headers["ana"])["task_id"]
