@@ -5,8 +5,10 @@ needs one URL."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import openai_v1, seed
@@ -23,6 +26,7 @@ TITLE = "mediagen API"
 # Prompts are at most a few thousand characters: a body beyond this is a mistake or an attack.
 MAX_BODY_BYTES = 1024 * 1024
 OPENAPI_PATH = "/api/openapi.json"
+DOCS_ASSETS = "/api/docs/assets"
 
 
 class BodyLimit:
@@ -90,6 +94,15 @@ def document() -> dict[str, Any]:
 SIGN_IN_RECHECK_S = 1.0
 
 
+def _swagger_ui_files() -> Path:
+    """Swagger UI 5's own files (the swagger-ui-py package ships them): FastAPI's default page
+    loads them from a CDN, which a studio used offline or behind a strict proxy cannot reach."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("swagger-ui-py is not installed: make install")
+    return Path(spec.origin).parent / "static"
+
+
 def _rechecked(sign_in: Callable[[], bool], every_s: float = SIGN_IN_RECHECK_S) -> Callable[[], bool]:
     """``sign_in`` asked at most once a second. Asking Streamlit's secrets looks for and parses
     the secrets files, which cost a status read a fifth of its time; a second's delay before
@@ -119,7 +132,15 @@ def build(sign_in: Callable[[], bool]) -> list[Mount]:
 
     @api.get("/docs", include_in_schema=False)
     def docs(_request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=OPENAPI_PATH, title=TITLE)
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_PATH,
+            title=TITLE,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    api.mount(DOCS_ASSETS.removeprefix("/api"), StaticFiles(directory=_swagger_ui_files()), name="docs-assets")
 
     v1 = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
     v1.include_router(openai_v1.router)

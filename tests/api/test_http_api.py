@@ -5,6 +5,7 @@ who may do what with a key, idempotency, errors in OpenAI's shape, aliases, curs
 from __future__ import annotations
 
 import base64
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -315,4 +316,17 @@ def test_the_openapi_document_describes_both_surfaces(local) -> None:
     assert {"/api/images/generate", "/api/videos/generate", "/api/videos/tasks/{task_id}"} <= paths
     assert {"/v1/models", "/v1/images/generations", "/v1/videos", "/v1/videos/{video_id}/content"} <= paths
     assert "multipart/form-data" in document["paths"]["/v1/videos"]["post"]["requestBody"]["content"]
-    assert "swagger" in local.get("/api/docs").text.lower()
+
+
+def test_the_api_docs_page_loads_everything_from_the_studio_itself(local) -> None:
+    page = local.get("/api/docs")
+    assert page.status_code == 200
+    # Every script, stylesheet and icon the page names is ours, and is there: the docs work offline.
+    linked = re.findall(r'(?:src|href)=["\']([^"\']+)["\']|url: ?["\']([^"\']+)["\']', page.text)
+    urls = {a or b for a, b in linked}
+    assert urls and all(url.startswith("/api/") for url in urls), urls
+    for url in urls:
+        answer = local.get(url)
+        assert answer.status_code == 200 and answer.content, url
+    bundle = local.get("/api/docs/assets/swagger-ui-bundle.js").text
+    assert "swagger-ui" in bundle and "openapi" in bundle.lower()
