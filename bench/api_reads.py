@@ -1,7 +1,8 @@
 """How fast the HTTP API answers status reads, and what an image request costs over the core.
 
 Set-up: `streamlit run app.py` with a worker polling (the app's own, or with `--worker separate` a
-`python -m mediagen worker` beside an app that runs none), 1,000 ``sora-2`` video jobs in flight at
+`python -m mediagen worker` beside an app that runs none; `--worker none` runs no worker at all,
+the jobs stay queued: what the request path alone gets from the machine), 1,000 ``sora-2`` video jobs in flight at
 the loopback fake of OpenAI's video API (every task stays ``in_progress``, so the worker keeps
 polling all of them every 2 s while the reads run). wrk (Debian's package) keeps
 ``--concurrency`` connections busy for ``--seconds`` per endpoint, each request for a random job
@@ -11,7 +12,7 @@ Then the image overhead: ``POST /v1/images/generations`` (local-image, 256x256, 
 against ``actions.generate_image`` called in process on a studio of its own, medians of ``--images``.
 
     .venv/bin/python bench/api_reads.py [--jobs 1000] [--seconds 10] [--concurrency 8] [--images 30]
-        [--worker in-app|separate] [--poll-interval 2]
+        [--worker in-app|separate|none] [--poll-interval 2]
 """
 
 from __future__ import annotations
@@ -124,10 +125,10 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=2, help="MEDIAGEN_POLL_INTERVAL_S for the worker")
     parser.add_argument(
         "--worker",
-        choices=("in-app", "separate"),
+        choices=("in-app", "separate", "none"),
         default="in-app",
         help="poll in the app's own process, or in a `python -m mediagen worker` beside it "
-        "(MEDIAGEN_WORKER_IN_APP=false: the scaled-out layout)",
+        "(MEDIAGEN_WORKER_IN_APP=false: the scaled-out layout), or not at all (the request path's ceiling)",
     )
     args = parser.parse_args()
 
@@ -159,7 +160,7 @@ def main() -> None:
                 actions.submit_video(studio, f"clip {i}", model="sora-2", params={"duration": "4"}).id
                 for i in range(args.jobs)
             ]
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + (120 if args.worker != "none" else 0)
             while time.monotonic() < deadline:  # until the worker has submitted every job
                 with studio.db.read() as session:
                     waiting = session.query(Job).filter(Job.provider_job_id.is_(None)).count()
@@ -171,10 +172,14 @@ def main() -> None:
             polls = len(fake.calls("openai.videos.get")) - polls_before
             studio.close()
 
-    who = "the app's own" if args.worker == "in-app" else "a separate"
+    who = {
+        "in-app": f"the app's own worker polling them every {args.poll_interval:g} s",
+        "separate": f"a separate worker polling them every {args.poll_interval:g} s",
+        "none": "no worker (they stay queued)",
+    }[args.worker]
     print(
-        f"\n{args.jobs} video jobs in flight, {who} worker polling them every {args.poll_interval:g} s "
-        f"({polls} polls during the reads); {args.concurrency} concurrent requests for {args.seconds:g} s each\n"
+        f"\n{args.jobs} video jobs in the database, {who} ({polls} polls during the reads); "
+        f"{args.concurrency} concurrent requests for {args.seconds:g} s each\n"
     )
     print("| endpoint | requests | req/s | p50 ms | p99 ms | non-200 |")
     print("|---|---:|---:|---:|---:|---:|")

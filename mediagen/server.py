@@ -7,6 +7,7 @@ the lifespan (``AppTest``, scripts) gets the same Studio lazily from ``studio()`
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -59,7 +60,17 @@ def start() -> Studio:
             log.info("worker started in the app process (every %s s)", current.settings.poll_interval_s)
         elif not current.settings.worker_in_app:
             log.info("no worker in the app process (MEDIAGEN_WORKER_IN_APP=false): separate workers do that work")
+    _freeze_start_up_heap()
     return current
+
+
+def _freeze_start_up_heap() -> None:
+    """Move what start-up allocated (Streamlit, pandas, SQLAlchemy, PyAV: some 180,000 objects
+    that live as long as the process) out of the collector's reach. Otherwise each full
+    collection walks them all, an 85 ms pause that every request in flight waits out: it was
+    the API's whole p99 (bench/api_reads.py, docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def stop() -> None:
