@@ -288,6 +288,13 @@ class Settings(BaseSettings):
         return self.data_dir / "media"
 
     @property
+    def upload_dir(self) -> Path:
+        """Local storage writes each upload here, then renames it into the media folder: beside the
+        media folder (one filesystem, so the rename is atomic) but outside what ``/cdn`` serves, so
+        a process killed mid-upload never leaves a half file where browsers can fetch it."""
+        return self.data_dir / "uploads"
+
+    @property
     def spool_dir(self) -> Path:
         """Downloads wait here between provider and storage: on disk beside the data, never a
         RAM-backed /tmp."""

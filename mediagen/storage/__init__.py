@@ -16,7 +16,7 @@ def _s3(settings: Settings) -> Storage:
 
 
 BACKENDS: dict[str, Callable[[Settings], Storage]] = {
-    "local": lambda s: LocalStorage(s.media_dir, s.local_base_url),
+    "local": lambda s: LocalStorage(s.media_dir, s.local_base_url, upload_dir=s.upload_dir, stale_after_s=s.lease_s),
     "s3": _s3,
 }
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import quote
 
+UPLOAD_PREFIX = ".upload-"
+
 
 class LocalStorage:
     name = "local"
 
-    def __init__(self, root: Path, public_base_url: str) -> None:
+    def __init__(
+        self, root: Path, public_base_url: str, *, upload_dir: Path | None = None, stale_after_s: float = 600.0
+    ) -> None:
         self.root = root.resolve()
         self.base_url = public_base_url.rstrip("/")
+        # Outside the served folder but beside it (same filesystem: the final rename is atomic).
+        self.upload_dir = (upload_dir or self.root.parent / "uploads").resolve()
+        # An upload writes continuously, so a temp file untouched this long belongs to a dead process.
+        self.stale_after_s = stale_after_s
 
     def _path(self, key: str) -> Path:
         pure = PurePosixPath(key)
@@ -27,8 +37,10 @@ class LocalStorage:
     def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so a reader never sees half a file.
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        # Write outside the served folder and rename, so a reader never sees half a file, and a
+        # process killed mid-write (no except clause runs) leaves its file where /cdn cannot serve it.
+        fd, tmp_name = tempfile.mkstemp(dir=self.upload_dir, prefix=UPLOAD_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(data, out, length=1024 * 1024)
@@ -72,6 +84,20 @@ class LocalStorage:
     def url(self, key: str) -> str:
         return f"{self.base_url}/{quote(key)}"
 
+    def sweep_uploads(self) -> int:
+        """Remove temp files that killed processes left in the upload folder; return how many."""
+        removed = 0
+        cutoff = time.time() - self.stale_after_s
+        for path in self.upload_dir.glob(f"{UPLOAD_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
+
     def prepare(self) -> list[str]:
         self.root.mkdir(parents=True, exist_ok=True)
-        return [f"media folder {self.root} is served at {self.base_url}"]
+        notes = [f"media folder {self.root} is served at {self.base_url}"]
+        if removed := self.sweep_uploads():
+            notes.append(f"removed {removed} unfinished upload(s) left in {self.upload_dir}")
+        return notes

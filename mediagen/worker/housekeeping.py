@@ -7,7 +7,9 @@ with any number of workers each happens once (``db.leases``).
 - the retention policy: once an hour (sooner while a backlog is worked off), for real only with
   the dry run off;
 - the download spool of this machine: files a killed process left behind, swept once per poll
-  interval by one worker of the machine.
+  interval by one worker of the machine;
+- local storage's upload folder: temp files of uploads a killed process never finished, swept
+  once a minute by one worker of the machine.
 
 One chore failing is logged and recorded; it never stops the others nor the worker.
 """
@@ -24,6 +26,7 @@ from ..db import leases
 from ..library import retention
 from ..library.deletion import deletions_waiting, drain_deletions
 from ..media.ingest import sweep_spool
+from ..storage.local import LocalStorage
 from ..studio import Studio
 from ..webhooks.delivery import deliver_due
 
@@ -38,6 +41,8 @@ RETENTION_PER_RUN = 500
 DRAIN_BACKOFF_S = 60.0
 # A chore's lease: longer than any one run of it takes.
 CHORE_LEASE_S = 600.0
+# Dead uploads only take disk space (they are never served), so a minute between sweeps is plenty.
+UPLOAD_SWEEP_EVERY_S = 60.0
 
 
 def run(studio: Studio, worker_id: str, *, claimed_jobs: bool) -> tuple[Counter[str], str | None]:
@@ -58,6 +63,8 @@ def run(studio: Studio, worker_id: str, *, claimed_jobs: bool) -> tuple[Counter[
     chore("retention", lambda: _retention(studio, worker_id))
     if claimed_jobs:  # a claimed job may be one whose worker was killed mid-download
         chore("spool", lambda: _sweep_spool(studio, worker_id))
+    if isinstance(studio.storage, LocalStorage):
+        chore("uploads", lambda: _sweep_uploads(studio, studio.storage, worker_id))
     return done, errors[0] if errors else None
 
 
@@ -95,4 +102,14 @@ def _sweep_spool(studio: Studio, worker_id: str) -> Counter[str]:
     # A live download's file is younger than the lease that protects its job.
     removed = sweep_spool(studio.settings.spool_dir, studio.settings.lease_s)
     leases.end_turn(studio.db, turn, next_in_s=studio.settings.poll_interval_s, outcome={"removed": removed})
+    return Counter(files_removed=removed)
+
+
+def _sweep_uploads(studio: Studio, storage: LocalStorage, worker_id: str) -> Counter[str]:
+    # The upload folder is on this machine's disk, like the spool: one sweep per machine.
+    turn = leases.take_turn(studio.db, f"upload-sweep@{socket.gethostname()}", worker_id, lease_s=CHORE_LEASE_S)
+    if turn is None:
+        return Counter()
+    removed = storage.sweep_uploads()
+    leases.end_turn(studio.db, turn, next_in_s=UPLOAD_SWEEP_EVERY_S, outcome={"removed": removed})
     return Counter(files_removed=removed)
