@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
+# Where `make run` (and `make dev`) serve, e.g. `make run PORT=8611`; another HOST than 127.0.0.1
+# needs sign-in (README). Media URLs follow the address and port the app really listens on.
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: install browser run worker test lint typecheck screenshots clean
+.PHONY: install browser run dev worker test lint typecheck screenshots clean
 
 install: $(STAMP)
 
@@ -19,6 +21,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: install
 	$(BIN)/python -m mediagen db upgrade
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+# For developing the studio: reruns pages when their code is saved and shows Streamlit's
+# developer menu. `make run` is for users (no file watcher, no Deploy button).
+dev: install
+	$(BIN)/python -m mediagen db upgrade
+	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+		--server.fileWatcherType auto --server.runOnSave true --client.toolbarMode developer
 
 worker: install
 	$(BIN)/python -m mediagen worker

@@ -12,6 +12,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from mediagen import server
 from mediagen.api import apps as api_apps
 from mediagen.api.answers import EXCEPTION_HANDLERS
+from mediagen.api.links import SignedMedia
 from mediagen.api.routes import ROUTES
 from mediagen.auth.exposure import auth_problems, exposure_refusal
 from mediagen.config import Settings
@@ -26,6 +27,9 @@ PagesManager.uses_pages_directory = False
 
 _settings = Settings()
 _settings.media_dir.mkdir(parents=True, exist_ok=True)
+# Whether sign-in is configured, asked of Streamlit's secrets at most once a second: the API, the
+# /cdn guard and the signing of media URLs follow it without a restart.
+_sign_in = api_apps.rechecked(services.auth_configured)
 
 
 def _refuse_to_start(reason: str) -> None:
@@ -46,7 +50,9 @@ async def lifespan(_app):
         _refuse_to_start(refusal)
     # Once per server process: never per browser session, so there is at most one worker here.
     try:
-        server.start()
+        # The address and port Streamlit really listens on (set by `make run HOST=… PORT=…` or
+        # --server.port), read after it bound them: media URLs follow them.
+        server.start(st.get_option("server.address"), st.get_option("server.port"), _sign_in)
     except MediagenError as exc:  # a setting that cannot work (an alias to nowhere): say which
         _refuse_to_start(str(exc))
     try:
@@ -58,8 +64,9 @@ async def lifespan(_app):
 app = st.App(
     __file__,
     routes=[
-        # The local storage backend's files, on the app's own port, with Range support (206).
-        Mount("/cdn", app=StaticFiles(directory=_settings.media_dir), name="cdn"),
+        # The local storage backend's files, on the app's own port, with Range support (206);
+        # with sign-in on, only through signed URLs that have not expired.
+        Mount("/cdn", app=SignedMedia(StaticFiles(directory=_settings.media_dir), _settings, _sign_in), name="cdn"),
         *ROUTES,
         # The HTTP API (README: HTTP API): /api seed-compatible, /v1 OpenAI-compatible.
         *api_apps.build(services.auth_configured),

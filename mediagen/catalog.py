@@ -75,9 +75,11 @@ class Choice(Param):
         if value is None:
             return self.default_value
         text = str(value).strip()
-        if text not in self.choices:
+        # As people type them (WEBP, High), kept in the spelling the provider expects.
+        chosen = next((c for c in self.choices if c.casefold() == text.casefold()), None)
+        if chosen is None:
             raise InvalidInput(self.name, f"{text!r} is not offered", self.choices)
-        return text
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,11 @@ class ModelSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if p.default is not None}
+
+    def prompt_limit(self, ceiling: int) -> int:
+        """Longest prompt accepted for this model: its provider's limit, capped by the studio's
+        ``ceiling`` (``MEDIAGEN_MAX_PROMPT_CHARS``)."""
+        return min(self.max_prompt_chars or ceiling, ceiling)
 
 
 class Catalog:

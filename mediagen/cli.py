@@ -1,8 +1,11 @@
 """``python -m mediagen``: JSON on stdout, messages on stderr.
 
-Exit codes come from the error tree (``errors``): 0 success; 1 the generation failed (recorded as a
-failed job); 2 refused (invalid input, no such job, not allowed; nothing was created or changed);
-3 an internal error (one line here, the traceback with ``--verbose``).
+Every failure is one line on stderr, ``error: `` and what went wrong. Exit codes come from the
+error tree (``errors``): 0 success; 1 it failed (a generation, recorded as a failed job; the
+database or a file could not be used); 2 refused (invalid input or settings, no such job, not
+allowed, a database missing beside earlier media; nothing was created or changed); 3 an internal
+error, a bug (the traceback with ``--verbose``). As other Unix tools: 130 after Ctrl+C, and 141,
+quietly, when the reader of stdout went away early (``jobs | head``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,9 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .admin import rollup
 from .auth import keys as api_keys
 from .config import Settings
+from .db.engine import explain
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, InvalidInput, MediagenError
 from .jobs import actions, queries
 from .jobs.schema import JobOut
@@ -31,6 +38,12 @@ from .worker.loop import Worker
 from .worker.sweep import tick
 
 log = logging.getLogger("mediagen.cli")
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports after Ctrl+C
+EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
+
+
+class _ReaderGone(Exception):
+    """Whoever read our stdout closed it early (`| head` had enough)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,8 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument(
         "action",
-        choices=["upgrade", "rebuild-metrics"],
-        help="rebuild-metrics: recount the admin metrics from the jobs",
+        choices=["upgrade", "rebuild-metrics", "create"],
+        help="upgrade: bring the schema to the latest revision; rebuild-metrics: recount the admin metrics from "
+        "the jobs; create: make a new, empty database even though media of earlier jobs is in the data dir "
+        "(they are not listed in it)",
     )
 
     sub.add_parser("models", help="list the models configured here, their aliases and options")
@@ -91,9 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("id")
     download.add_argument("--index", type=int, default=0, help="which output of the job (default 0)")
     download.add_argument(
-        "--format", help="images: png, jpeg, webp; videos: mp4, webm, gif or webp (short animated previews)"
+        "--format",
+        help="images: png, jpeg, webp; videos: mp4, webm, gif or webp (short animated previews); any case",
     )
-    download.add_argument("--output", "-o", help="file to write (default: the stored file name, here)")
+    download.add_argument(
+        "--output", "-o", help="file to write, or a folder to write it into (default: the stored file name, here)"
+    )
     return parser
 
 
@@ -109,32 +127,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     for chatty in ("httpx", "apscheduler"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
+        return _run(args)
+    except _ReaderGone:
+        # The interpreter's last flush of stdout would complain of the broken pipe: send it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_READER_GONE
+    except KeyboardInterrupt as exc:
+        _fail(f"interrupted; {exc}" if str(exc) else "interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         settings = Settings()
     except Exception as exc:  # pydantic's message names the setting and the problem
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        _fail(f"invalid settings: {_settings_problem(exc)}")
         return EXIT_REFUSED
     studio = None
     try:
-        studio = Studio.open(settings)
+        # `db` commands bring the schema up to date themselves, and say so.
+        studio = Studio.open(settings, migrate=args.command != "db")
         return COMMANDS[args.command](studio, args)
+    except _ReaderGone:
+        raise
     except MediagenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return exc.exit_code
     except Exception as exc:
-        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        explained = explain(exc, settings.resolved_database_url)  # a damaged database file, a full disk
+        if explained is not None:
+            _fail(str(explained))
+            return explained.exit_code
         if args.verbose:
+            _fail(f"internal error: {type(exc).__name__}: {exc}")
             log.exception("the traceback")
         else:
-            print("(run again with --verbose for the traceback)", file=sys.stderr)
+            _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --verbose for the traceback)")
         return EXIT_INTERNAL
     finally:
         if studio is not None:
             studio.close()
 
 
+def _fail(message: str) -> None:
+    """The one line a failure leaves: messages of several lines (SQLAlchemy's) are joined."""
+    print("error: " + "; ".join(part.strip() for part in message.splitlines() if part.strip()), file=sys.stderr)
+
+
+def _settings_problem(exc: Exception) -> str:
+    """Which variables are wrong and why, on one line."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{_variable(error['loc'])}: {error['msg']}" for error in exc.errors())
+    return f"{exc} ({exc.__cause__})" if exc.__cause__ else str(exc)  # the JSON that did not parse
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = f"MEDIAGEN_{str(loc[0]).upper()}" if loc else "settings"
+    return f"{name} ({'.'.join(str(part) for part in loc[1:])})" if len(loc) > 1 else name
+
+
 def _emit(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    try:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        sys.stdout.flush()  # here, so a closed pipe is noticed here and not at exit
+    except BrokenPipeError:
+        raise _ReaderGone from None
 
 
 def _shown(studio: Studio, job: Any, *, events: bool = False) -> dict[str, Any]:
@@ -164,15 +222,20 @@ def _video(studio: Studio, args: argparse.Namespace) -> int:
 
 def _wait(studio: Studio, job_id: str) -> Any:
     worker_id, last = studio.owner_id, None
-    while True:
-        tick(studio, worker_id=worker_id)
-        job = queries.get_job(studio, job_id)
-        if (job.status, job.progress) != last:
-            print(f"{job.id}: {job.status} {job.progress}%", file=sys.stderr)
-            last = (job.status, job.progress)
-        if JobStatus(job.status).is_final:
-            return job
-        time.sleep(min(0.5, studio.settings.poll_interval_s))
+    try:
+        while True:
+            tick(studio, worker_id=worker_id)
+            job = queries.get_job(studio, job_id)
+            if (job.status, job.progress) != last:
+                print(f"{job.id}: {job.status} {job.progress}%", file=sys.stderr)
+                last = (job.status, job.progress)
+            if JobStatus(job.status).is_final:
+                return job
+            time.sleep(min(0.5, studio.settings.poll_interval_s))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"job {job_id} is left to the workers (python -m mediagen job {job_id} shows how it goes)"
+        ) from None
 
 
 def _jobs(studio: Studio, args: argparse.Namespace) -> int:
@@ -213,13 +276,16 @@ def _worker(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def _db(studio: Studio, args: argparse.Namespace) -> int:
+    # Only `create` may make a database where media of earlier jobs says one is missing.
+    earlier_media = None if args.action == "create" else studio.settings.media_dir
+    changed = studio.db.upgrade(earlier_media=earlier_media)
+    print(
+        changed or f"the database {studio.db.where} is at revision {studio.db.revision()}, the latest", file=sys.stderr
+    )
     if args.action == "rebuild-metrics":
         with studio.db.engine.begin() as connection:
             counted = rollup.rebuild(connection)
         print(f"metrics recounted from {counted} finished job(s); deleted jobs are no longer in them", file=sys.stderr)
-        return EXIT_OK
-    studio.db.upgrade()  # Studio.open already upgraded; this makes the intent explicit
-    print("database is at the latest revision", file=sys.stderr)
     return EXIT_OK
 
 
@@ -264,19 +330,54 @@ def _keys(studio: Studio, args: argparse.Namespace) -> int:
 def _download(studio: Studio, args: argparse.Namespace) -> int:
     job = queries.get_job(studio, args.id)
     if not job.assets:
-        raise InvalidInput("id", f"job {job.id} is {job.status} and has no outputs")
+        raise InvalidInput("id", f"job {job.id} {actions.state_phrase(job.status)} and has no outputs")
     if not 0 <= args.index < len(job.assets):
         raise InvalidInput("index", f"{args.index} is out of range", f"0–{len(job.assets) - 1}")
+    output = _output(args.output)  # before converting: a wrong path is told at once
     asset = job.assets[args.index]
-    fmt = args.format or asset.key.rsplit(".", 1)[-1].replace("jpg", "jpeg")
+    fmt = args.format or asset.key.rsplit(".", 1)[-1]
     made = derive(studio.storage, asset, job.kind, fmt)
-    target = Path(args.output or made.file_name)
-    with target.open("wb") as out:
-        written = copy_to(studio.storage, made.key, out)
+    target = output / made.file_name if output.is_dir() else output
+    written = _save(studio, made.key, target)
     _emit(
         {"path": str(target), "bytes": written, "content_type": made.content_type, "url": studio.storage.url(made.key)}
     )
     return EXIT_OK
+
+
+def _output(given: str | None) -> Path:
+    """Where `download -o` writes: a file in a folder that exists, or a folder (as `cp` takes one)."""
+    if not given:
+        return Path.cwd()
+    path = Path(given).expanduser()
+    if path.is_dir():
+        return path
+    folder = path if given.endswith(("/", os.sep)) else path.parent
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput("output", f"{folder} is not a folder", "a file in an existing folder, or a folder")
+    if not folder.exists():
+        raise InvalidInput("output", f"the folder {folder} does not exist", "a file in an existing folder, or a folder")
+    return path
+
+
+def _save(studio: Studio, key: str, target: Path) -> int:
+    """Copy the stored object to ``target`` whole or not at all: a failed copy (a full disk) leaves
+    no half file, and a file already there is replaced only by a complete one."""
+    in_place = target.exists() and not target.is_file()  # a device or a pipe (/dev/stdout) is written as it is
+    part = target if in_place else target.with_name(f".{target.name}.{os.getpid()}.part")
+    saved = in_place
+    try:
+        with part.open("wb") as out:
+            written = copy_to(studio.storage, key, out)
+        if not in_place:
+            part.replace(target)
+        saved = True
+    except OSError as exc:
+        raise MediagenError(f"could not write {target}: {exc.strerror or exc}", code="output_error") from exc
+    finally:
+        if not saved:
+            part.unlink(missing_ok=True)
+    return written
 
 
 COMMANDS = {

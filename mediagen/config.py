@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     )
     public_base_url: str | None = Field(
         None,
-        description="Base of asset URLs (a CDN for S3); absolute, because browsers fetch it directly. "
-        "Local storage defaults to http://127.0.0.1:8501/cdn; S3 without it uses presigned URLs.",
+        description="Base of asset URLs (a CDN for S3); absolute, because browsers fetch it directly. Local "
+        "storage follows the address and port the running app serves (its /cdn); S3 without it uses presigned URLs.",
     )
     s3_bucket: str | None = Field(None, description="The bucket media goes to (required with storage=s3).")
     s3_prefix: str = Field("", description="Key prefix inside the bucket, so one bucket can serve several apps.")
@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     presign_ttl_s: int = Field(
         3600,
         gt=0,
-        description="Lifetime of presigned URLs; made when shown, never stored. Clamped to 7 days.",
+        description="Lifetime of presigned S3 URLs, and of signed local media URLs when sign-in is on; made "
+        "when shown, never stored. Clamped to 7 days.",
     )
     cors_origins: list[str] = Field(
         ["*"],
@@ -121,8 +122,8 @@ class Settings(BaseSettings):
     )
     link_secret: SecretStr | None = Field(
         None,
-        description="Signs the studio's download links (zips); set the same value on every app server behind "
-        "one address. Unset: a random key per process, so links last until a restart.",
+        description="Signs the studio's links (zip downloads; media URLs when sign-in is on); set the same value "
+        "on every app server behind one address. Unset: a random key kept in the data dir (link-secret).",
     )
     allow_unauthenticated: bool = Field(
         False,
@@ -269,10 +270,6 @@ class Settings(BaseSettings):
     @property
     def presign_ttl(self) -> int:
         return min(self.presign_ttl_s, 7 * 24 * 3600)  # S3's maximum for SigV4
-
-    @property
-    def local_base_url(self) -> str:
-        return self.public_base_url or "http://127.0.0.1:8501/cdn"
 
     @model_validator(mode="after")
     def _lease_outlasts_download(self) -> Settings:

@@ -16,6 +16,8 @@ message (``str()``) is written for people; ``code`` is stable for programs.
     ├── RateLimited          429  exit 1   not now: try again after ``retry_after_s``
     ├── ProviderError        502  exit 1   the provider said no, or sent something we cannot use
     ├── IngestError          502  exit 1   provider output we could not store (too big, not media)
+    ├── DatabaseError        503  exit 1   our database is damaged, full, locked or out of reach
+    │   └── DatabaseMissing            503  exit 2   gone from beside earlier media: refused, not made anew
     └── StorageError         503  exit 1   our storage refused or could not be reached
 
 Exit code 2 means "the request was refused; nothing was created or changed", 1 means "we tried and
@@ -79,6 +81,10 @@ class RefusedURL(MediagenError):
     code = "url_refused"
     http_status = 400
     exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient  # may pass later (the host does not resolve now); else never will
 
 
 class Unauthorized(MediagenError):
@@ -170,6 +176,22 @@ class StorageError(MediagenError):
 
     code = "storage_error"
     http_status = 503
+
+
+class DatabaseError(MediagenError):
+    """Our database could not be used (a damaged file, a full disk, a lock held too long); the
+    message names the database and what to do. A query we got wrong is a bug, not this."""
+
+    code = "database_error"
+    http_status = 503
+
+
+class DatabaseMissing(DatabaseError):
+    """The database file is missing where media from earlier jobs lies: it was deleted or moved.
+    Nothing is created; a new, empty database there is made only when asked for."""
+
+    code = "database_missing"
+    exit_code = EXIT_REFUSED
 
 
 def http_status(exc: BaseException) -> int:

@@ -11,6 +11,7 @@ import gc
 import logging
 import sys
 import threading
+from collections.abc import Callable
 
 from .config import Settings
 from .studio import Studio
@@ -46,11 +47,14 @@ def _log_to_stderr() -> None:
         ours.setLevel(logging.INFO)
 
 
-def start() -> Studio:
-    """Open the studio and, unless turned off, start this process's worker; idempotent."""
+def start(address: str | None = None, port: int | None = None, sign_in: Callable[[], bool] = lambda: False) -> Studio:
+    """Open the studio and, unless turned off, start this process's worker; idempotent. Given the
+    address and port it listens on, media URLs follow them (and are signed while ``sign_in()``)."""
     global _worker
     _log_to_stderr()
     current = studio()
+    if port is not None:
+        current.serving.here(address, port, sign_in)
     for note in current.storage.prepare():
         log.info("storage: %s", note)
     with _lock:
@@ -80,6 +84,7 @@ def stop() -> None:
             _worker.stop()
             _worker = None
         if _studio is not None:
+            _studio.serving.leave()
             _studio.close()
             _studio = None
 

@@ -28,6 +28,7 @@ from .providers import PROVIDERS, configured_catalog, full_catalog, read_provide
 from .providers.settings import ProviderSettings, RemoteSettings
 from .storage import make_storage
 from .storage.base import Storage
+from .storage.serving import Serving
 
 T = TypeVar("T")
 
@@ -49,7 +50,9 @@ class Studio:
     ):
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url)
-        self.storage = storage or make_storage(settings)
+        # Where the app serving local media answers (and whether it signs): media URLs follow it.
+        self.serving = Serving(settings)
+        self.storage = storage or make_storage(settings, self.serving)
         # Each provider's own variables (keys, base URLs), read once as the process starts.
         self.provider_settings = dict(provider_settings or read_provider_settings())
         # Every registered model, configured or not: to tell a caller what a model needs.
@@ -82,7 +85,12 @@ class Studio:
         settings.media_dir.mkdir(parents=True, exist_ok=True)
         studio = cls(settings)
         if migrate:
-            studio.db.upgrade()
+            try:
+                # A database missing beside earlier media was deleted or moved: refused, not made anew.
+                studio.db.upgrade(earlier_media=settings.media_dir)
+            except BaseException:
+                studio.close()
+                raise
         return studio
 
     def provider(self, name: str) -> Any:

@@ -33,6 +33,8 @@ def run_migrations_online() -> None:
             # on SQLite, releasing the lock between revisions: a second starter then ran the next
             # revision too and one of them failed with "table ... already exists".
             transactional_ddl=True,
+            # mediagen.db.engine.upgrade counts the revisions run, for its one line in the log.
+            on_version_apply=config.attributes.get("on_version_apply"),
         )
         with context.begin_transaction():
             context.run_migrations()

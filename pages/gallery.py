@@ -27,7 +27,7 @@ for note in links.read_link_once(
     },
     parse={"size": int, "collection": int, "starred": lambda text: text == "1"},
 ):
-    st.caption(note)
+    st.caption(widgets.plain(note))
 
 # Defaults through session state, not widget arguments: a link may have set these keys already.
 st.session_state.setdefault("g-order", "Newest")
@@ -87,5 +87,5 @@ with st.container(horizontal=True, vertical_alignment="center"):
     library_ui.gallery_zip_link(studio, filters, total, owned.get(collection) if collection is not None else None)
 if selecting:
     library_ui.bulk_actions(studio, owner, page.jobs)
-card_grid(studio, page.jobs, owner, selecting=selecting)
+card_grid(studio, page.jobs, owner, filters, selecting=selecting)
 pager.controls(page.next_cursor)

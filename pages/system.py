@@ -1,4 +1,3 @@
-import pandas as pd
 import streamlit as st
 
 from mediagen import server
@@ -14,13 +13,24 @@ st.title("System")
 report = system.system_report(studio)
 
 st.subheader("Providers")
-st.dataframe(pd.DataFrame(report.providers), hide_index=True, key="sys-providers")
+for provider in report.providers:
+    with st.container(horizontal=True, vertical_alignment="center", key=f"sys-provider-{provider.name}"):
+        st.markdown(f"**{widgets.plain(provider.label)}**", width="content")
+        if provider.configured:
+            st.badge("configured", icon=":material/check_circle:", color="green")
+            st.caption(widgets.plain(", ".join(provider.models)))
+        else:
+            st.badge("not configured", icon=":material/do_not_disturb_on:", color="gray")
+            if provider.switch_on:
+                st.caption(f"Set `{provider.switch_on}` to offer its models.")  # a variable name of ours
 
 st.subheader("Storage")
 st.text(f"Backend: {report.storage}\nPublic base URL: {report.public_base_url}")
 with st.container(horizontal=True):
     run_check = st.button("Run storage self-check", key="sys-selfcheck", icon=":material/fact_check:")
-    prepare = st.button("Ensure CORS and lifecycle rules", key="sys-prepare", icon=":material/rule_settings:")
+    # Only what this backend has to set up (an S3 bucket's rules; a local folder has none).
+    setup = studio.storage.setup
+    prepare = setup is not None and st.button(f"Ensure {setup}", key="sys-prepare", icon=":material/rule_settings:")
 if run_check:
     for check in system.storage_self_check(studio):
         (st.success if check.ok else st.error)(f"{check.name}: {widgets.plain(check.detail)}")
@@ -47,7 +57,7 @@ for worker in report.workers:
     last = f"{worker.last_tick_at:%Y-%m-%d %H:%M:%S} UTC" if worker.last_tick_at else "never"
     line = f"{worker.worker_id}: last tick {last}, {worker.ticks} ticks"
     if worker.stopped:
-        st.caption(f"{line} (stopped)")
+        st.caption(widgets.plain(f"{line} (stopped)"))
     elif worker.stale:
         st.error(widgets.plain(f"{line}: no tick for too long, this worker looks dead"))
     else:

@@ -148,6 +148,15 @@ def test_image_option_is_unknown_to_video() -> None:
     assert "is not an option of local-video" in error.problem
 
 
+def test_choices_such_as_formats_are_taken_in_any_case_and_kept_as_the_provider_spells_them() -> None:
+    from mediagen.providers.openai import MODELS as OPENAI_MODELS
+
+    gpt_image = next(m for m in OPENAI_MODELS if m.name == "gpt-image-1")
+    chosen = validate_params(gpt_image, {"output_format": "WEBP", "quality": " High "})
+    assert (chosen["output_format"], chosen["quality"]) == ("webp", "high")
+    assert _refused(gpt_image, {"output_format": "BMP"}).allowed == "png, jpeg, webp"
+
+
 def test_defaults_are_filled_in() -> None:
     assert validate_params(IMAGE, {}) == {"size": "1024x1024", "n": 1}
     assert validate_params(VIDEO, {}) == {"duration": 4, "size": "854x480"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,16 @@ def cli(tmp_path):
         )
 
     run.media_dir = tmp_path / "data" / "media"  # type: ignore[attr-defined]
+    run.env = ours  # type: ignore[attr-defined]
     return run
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The single line a failing CLI call leaves on stderr (no traceback, nothing on stdout)."""
+    assert done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
 
 
 def test_image_prints_the_finished_job(cli) -> None:
@@ -124,7 +134,8 @@ def test_jobs_cancel_and_retry(cli) -> None:
     canceled = cli("cancel", queued["id"])
     assert canceled.returncode == 0 and json.loads(canceled.stdout)["status"] == "canceled"
     again = cli("cancel", queued["id"])
-    assert again.returncode == 2 and "already canceled" in again.stderr
+    assert again.returncode == 2
+    assert f"job {queued['id']} has already been canceled; only queued or running" in _one_line_error(again)
 
     retried = cli("retry", queued["id"])
     assert retried.returncode == 0, retried.stderr
@@ -157,7 +168,8 @@ def test_bad_settings_are_reported_clearly(cli, monkeypatch) -> None:
         cwd=ROOT,
         timeout=60,
     )
-    assert done.returncode == 2 and "poll_interval_s" in done.stderr
+    assert done.returncode == 2
+    assert "error: invalid settings: MEDIAGEN_POLL_INTERVAL_S: Input should be greater than 0" in _one_line_error(done)
 
 
 def test_download_converts_and_names_bad_choices(cli, tmp_path) -> None:
@@ -180,9 +192,9 @@ def test_an_internal_error_is_one_line_without_a_traceback(cli, tmp_path, monkey
     env["MEDIAGEN_DATABASE_URL"] = f"sqlite:///{blocker}/mediagen.db"
     command = [sys.executable, "-m", "mediagen", "jobs"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
-    assert done.returncode == 3 and done.stdout == ""
-    assert done.stderr.startswith("error: internal error: ") and "--verbose" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 3
+    line = _one_line_error(done)
+    assert line.startswith("error: internal error: ") and line.endswith("(run again with --verbose for the traceback)")
     verbose = subprocess.run(
         [sys.executable, "-m", "mediagen", "--verbose", "jobs"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
@@ -221,3 +233,169 @@ def test_model_aliases_are_listed_resolved_and_checked(cli, monkeypatch) -> None
     monkeypatch.delenv("MEDIAGEN_MODEL_ALIASES")
     unconfigured = cli("image", "x", "--model", "dall-e-3")
     assert unconfigured.returncode == 2 and "dall-e-3 needs OPENAI_API_KEY" in unconfigured.stderr
+
+
+def test_jobs_with_webhooks_are_shown_everywhere_and_a_closed_pipe_ends_quietly(cli, monkeypatch, tmp_path) -> None:
+    """`jobs | head` on jobs carrying webhook URLs: every command that shows a job renders their
+    deliveries, and a reader that leaves early ends the CLI as it ends `yes | head`: quietly."""
+    monkeypatch.setenv("MEDIAGEN_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    monkeypatch.setenv("MEDIAGEN_OUTBOUND_ALLOW", '["127.0.0.1"]')
+    hook = ["--webhook-url", "http://127.0.0.1:9/hook"]  # nothing listens: each delivery is refused
+    done = json.loads(cli("video", "waves", "--duration", "1", "--size", "128x72", "--wait", *hook).stdout)
+    queued = json.loads(cli("video", "a fox", "--duration", "1", *hook).stdout)
+    canceled = cli("cancel", queued["id"])
+    assert canceled.returncode == 0 and json.loads(canceled.stdout)["webhooks"][0]["event"] == "job.canceled"
+    retried = cli("retry", queued["id"])
+    assert retried.returncode == 0 and json.loads(retried.stdout)["webhook_url"] == "http://127.0.0.1:9/hook"
+    shown = json.loads(cli("job", done["id"]).stdout)
+    assert shown["webhooks"][0]["event"] == "job.succeeded" and shown["events"]
+    listed = cli("jobs")
+    assert listed.returncode == 0, listed.stderr
+    assert {j["id"]: j["webhooks"] for j in json.loads(listed.stdout)}[done["id"]] == shown["webhooks"]
+
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader (`head`) has gone before the first line is written
+    try:
+        gone = subprocess.run(
+            [sys.executable, "-m", "mediagen", "jobs"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **cli.env},
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert (gone.returncode, gone.stderr) == (141, "")  # 128 + SIGPIPE, what a shell reports for `yes | head`
+
+
+def test_worker_once_logs_nothing_at_info_unless_the_database_was_upgraded(cli, tmp_path) -> None:
+    first = cli("worker", "--once")
+    assert first.returncode == 0, first.stderr
+    database = tmp_path / "data" / "mediagen.db"
+    assert first.stderr.splitlines() == [line for line in first.stderr.splitlines() if "alembic" not in line]
+    [created] = first.stderr.splitlines()
+    assert f"INFO mediagen.db.engine: created the database {database} at revision 0008" in created
+
+    again = cli("worker", "--once")
+    assert again.returncode == 0 and again.stderr == ""
+
+    from mediagen.db.engine import make_engine, upgrade
+
+    older = make_engine(f"sqlite:///{tmp_path / 'older.db'}")
+    upgrade(older, "0007")
+    older.dispose()
+    database.unlink()
+    (tmp_path / "older.db").rename(database)
+    upgraded = cli("worker", "--once")
+    assert upgraded.returncode == 0
+    [line] = upgraded.stderr.splitlines()
+    assert f"INFO mediagen.db.engine: upgraded the database {database} from revision 0007 to 0008" in line
+    told = cli("db", "upgrade")
+    assert told.stderr == f"the database {database} is at revision 0008, the latest\n"
+
+
+def test_a_database_deleted_beside_earlier_media_is_refused_not_started_afresh(cli, tmp_path) -> None:
+    assert cli("image", "a lighthouse", "--size", "256x256").returncode == 0
+    database = tmp_path / "data" / "mediagen.db"
+    for leftover in (database, database.with_name("mediagen.db-wal"), database.with_name("mediagen.db-shm")):
+        leftover.unlink(missing_ok=True)
+
+    for command in (["jobs"], ["video", "queued where nobody looks"], ["worker", "--once"]):
+        refused = cli(*command)
+        assert refused.returncode == 2
+        line = _one_line_error(refused)
+        assert f"the database {database} is missing, but {tmp_path / 'data' / 'media'} holds media" in line
+        assert "Restore it" in line and "MEDIAGEN_DATA_DIR" in line and "python -m mediagen db create" in line
+        assert not database.exists()
+
+    made = cli("db", "create")
+    assert made.returncode == 0, made.stderr
+    assert made.stderr == f"created the database {database} at revision 0008\n"
+    assert json.loads(cli("jobs").stdout) == []
+
+
+def test_download_into_a_missing_folder_or_a_folder_or_a_file_is_told_in_one_line(cli, tmp_path) -> None:
+    job = json.loads(cli("image", "a fox", "--size", "256x256").stdout)
+    missing = cli("download", job["id"], "-o", str(tmp_path / "nowhere" / "fox.png"))
+    assert missing.returncode == 2
+    assert f"output: the folder {tmp_path / 'nowhere'} does not exist" in _one_line_error(missing)
+    (tmp_path / "a-file").write_text("not a folder")
+    under_a_file = cli("download", job["id"], "-o", str(tmp_path / "a-file" / "fox.png"))
+    assert under_a_file.returncode == 2
+    assert f"output: {tmp_path / 'a-file'} is not a folder" in _one_line_error(under_a_file)
+    full = cli("download", job["id"], "-o", "/dev/full")  # every write fails as on a full disk
+    assert full.returncode == 1
+    assert _one_line_error(full) == "error: could not write /dev/full: No space left on device"
+    assert list(tmp_path.glob("**/*.part")) == []
+
+    # Onto a folder: into it, under the stored name, as `cp` does.
+    (tmp_path / "downloads").mkdir()
+    into = cli("download", job["id"], "-o", str(tmp_path / "downloads"))
+    assert into.returncode == 0, into.stderr
+    saved = Path(json.loads(into.stdout)["path"])
+    assert saved.parent == tmp_path / "downloads" and saved.suffix == ".png"
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_corrupt_database_file_is_named_in_one_line(cli, tmp_path) -> None:
+    database = tmp_path / "data" / "mediagen.db"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(bytes(range(256)) * 64)  # 16 KiB of garbage where the database should be
+    for command in (["jobs"], ["worker", "--once"], ["db", "upgrade"]):
+        broken = cli(*command)
+        assert broken.returncode == 1
+        line = _one_line_error(broken)
+        assert f"the database {database} is not a SQLite database, or is damaged" in line
+        assert "restore it from a backup" in line
+
+
+def test_formats_are_case_insensitive_and_ended_jobs_say_how_they_ended(cli, tmp_path) -> None:
+    job = json.loads(cli("image", "a fox", "--size", "256x256").stdout)
+    done = cli("download", job["id"], "--format", "WEBP", "-o", str(tmp_path / "fox.webp"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["content_type"] == "image/webp"
+    finished = cli("cancel", job["id"])
+    assert finished.returncode == 2
+    assert f"job {job['id']} has already succeeded; only queued or running jobs" in _one_line_error(finished)
+    again = cli("retry", job["id"])
+    assert again.returncode == 2
+    assert f"job {job['id']} has succeeded; only failed, canceled or timed-out jobs" in _one_line_error(again)
+
+
+def test_ctrl_c_while_waiting_is_one_line_and_the_job_goes_on(cli, tmp_path) -> None:
+    env = {**os.environ, **cli.env}
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "mediagen", "video", "a long one", "--duration", "10", "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert waiting.stderr is not None
+    first = waiting.stderr.readline()  # "<id>: queued 0%": the job exists and is being followed
+    job_id = first.split(":", 1)[0]
+    waiting.send_signal(signal.SIGINT)
+    out, rest = waiting.communicate(timeout=60)
+    assert waiting.returncode == 130 and out == ""
+    assert "Traceback" not in rest
+    assert rest.splitlines()[-1] == (
+        f"error: interrupted; job {job_id} is left to the workers (python -m mediagen job {job_id} shows how it goes)"
+    )
+    assert json.loads(cli("job", job_id).stdout)["status"] in ("queued", "running", "succeeded")
+
+
+def test_without_a_running_studio_the_cli_says_once_where_its_urls_point(tmp_path) -> None:
+    """No app serves this data dir and MEDIAGEN_PUBLIC_BASE_URL is unset: the URLs printed assume
+    the default address, and one warning says so (two images, four URLs, one line)."""
+    env = {**os.environ, "MEDIAGEN_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    env.pop("MEDIAGEN_PUBLIC_BASE_URL", None)
+    command = [sys.executable, "-m", "mediagen", "image", "unserved", "--size", "256x256", "--n", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [a["url"].startswith("http://127.0.0.1:8501/cdn/") for a in json.loads(done.stdout)["assets"]] == [True] * 2
+    [warning] = done.stderr.splitlines()
+    assert f"no running studio serves the media of {tmp_path / 'data'} (start it with make run)" in warning
+    assert "set MEDIAGEN_PUBLIC_BASE_URL" in warning

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -172,6 +173,62 @@ def test_a_dns_answer_that_changes_before_connecting_is_caught(redirector: int) 
     rebinding = OutboundGuard(resolve=_dns({"localhost": "93.184.215.14"}))
     with pytest.raises(RefusedURL, match=r"leads to 127\.0\.0\.1, a loopback address"):
         _fetch(rebinding, f"http://localhost:{redirector}/secret")
+
+
+def test_a_rebinding_answer_is_refused_before_the_request_is_sent() -> None:
+    """The connection is judged as soon as it is made: a POST never reaches the rebound address."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                received.append(chunk)
+
+    reader = threading.Thread(target=serve, daemon=True)
+    reader.start()
+    rebinding = OutboundGuard(resolve=_dns({"localhost": "93.184.215.14"}))
+    url = f"http://localhost:{listener.getsockname()[1]}/hooks"
+    try:
+        with (
+            httpx.Client() as client,
+            pytest.raises(RefusedURL, match=r"leads to 127\.0\.0\.1, a loopback address"),
+            guarded_stream(client, "POST", url, rebinding, content=b"signed payload"),
+        ):
+            pass
+        reader.join(timeout=5)
+    finally:
+        listener.close()
+    assert not reader.is_alive() and received == []
+
+
+@pytest.mark.parametrize("host", ["0177.0.0.1", "2130706433", "0x7f.1", "127.1"])
+def test_ipv4_is_only_accepted_written_plainly_even_when_allowed(host: str) -> None:
+    """Parsers disagree on these spellings (httpx refuses them, getaddrinfo reads them as C does)."""
+    allowing = OutboundGuard.from_entries(["127.0.0.1/32"])
+    with pytest.raises(RefusedURL) as refused:
+        allowing.check_url(f"http://{host}:9000/x")
+    assert f"the host {host} is an unusual way to write 127.0.0.1, a loopback address; write it as 127.0.0.1" in str(
+        refused.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("http://127.0.0.1:9/a\nb", "contains a control character (U+000A) at position 21"),
+        ("http://127.0.0.1:9/a b", "contains whitespace (U+0020) at position 21"),
+        ("http://127.0.0.1:9/\u200b", "contains an invisible formatting character (U+200B) at position 20"),
+        ("http://127.0.0.1:9/\ud800", "contains a lone surrogate (U+D800) at position 20"),
+        ("http://[::1/x", "is not a valid URL (Invalid IPv6 URL)"),
+        ("http://exa_mple..com/x", "the host exa_mple..com does not resolve (encoding with 'idna' codec failed"),
+    ],
+)
+def test_urls_that_cannot_be_sent_as_they_are_are_refused(url: str, phrase: str) -> None:
+    with pytest.raises(RefusedURL) as refused:
+        OutboundGuard.from_entries(["127.0.0.1/32"]).check_url(url)
+    assert phrase in str(refused.value) and not refused.value.transient
 
 
 # -- downloads in jobs ------------------------------------------------------------------------

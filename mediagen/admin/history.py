@@ -24,7 +24,9 @@ _SELECTED = {
     "created": Job.created_at,
     "started": Job.started_at,
     "finished": Job.finished_at,
-    "attempts": Job.attempt,
+    # The job's fencing token: one per claim (a worker's submit or status check, the app running
+    # an image) and per cancel. Named for what it counts; it is not a retry count.
+    "worker_steps": Job.attempt,
     "error": Job.error_message,
     "retried_from": Job.retried_from,
 }

@@ -99,7 +99,9 @@ def _success_rate(frame: pd.DataFrame) -> float:
 @dataclass(frozen=True)
 class Overview:
     finished: int
-    success_rate: float  # NaN with nothing that could succeed
+    succeeded: int
+    canceled: int  # left out of the success rate: a user stopped them
+    success_rate: float  # succeeded of succeeded, failed and timed out; NaN with none of those
     p50_s: float  # time to result of succeeded jobs; NaN with none
     p95_s: float
     timeouts: int
@@ -114,6 +116,8 @@ def overview(studio: Studio, frame: pd.DataFrame, filters: JobFilters) -> Overvi
     p50, p95 = (times.iloc[0]["p50_s"], times.iloc[0]["p95_s"]) if len(times) else (float("nan"), float("nan"))
     return Overview(
         finished=int(frame["jobs"].sum()),
+        succeeded=_jobs_with(frame, JobStatus.SUCCEEDED.value),
+        canceled=_jobs_with(frame, JobStatus.CANCELED.value),
         success_rate=_success_rate(frame),
         p50_s=float(p50),
         p95_s=float(p95),

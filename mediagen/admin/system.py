@@ -6,7 +6,6 @@ import io
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from ..db.tables import Job, WebhookDelivery, WorkerHeartbeat, utcnow
 from ..jobs.status import ACTIVE_STATUSES
 from ..library.deletion import DeletionBacklog, deletion_backlog
 from ..providers import PROVIDERS
+from ..providers.settings import RemoteSettings
 from ..studio import Studio
 from ..webhooks.status import DeliveryStatus
 
@@ -68,9 +68,18 @@ class WorkerStatus:
     stopped: bool
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    name: str
+    label: str
+    configured: bool
+    models: list[str]
+    switch_on: str | None  # the variable that turns the provider on, when it takes one
+
+
 @dataclass
 class SystemReport:
-    providers: list[dict[str, Any]] = field(default_factory=list)
+    providers: list[ProviderStatus] = field(default_factory=list)
     storage: str = ""
     public_base_url: str = ""
     database: str = ""
@@ -90,16 +99,19 @@ def system_report(studio: Studio) -> SystemReport:
     report = SystemReport(
         storage=studio.storage.name,
         public_base_url=studio.settings.public_base_url
-        or ("presigned URLs" if studio.settings.storage == "s3" else studio.settings.local_base_url),
+        or ("presigned URLs" if studio.settings.storage == "s3" else studio.serving.media_base()),
         database=masked_url(studio.db.url),
     )
     for name, entry in PROVIDERS.items():
+        own = studio.provider_settings[name]
         report.providers.append(
-            {
-                "provider": entry.label,
-                "configured": studio.provider_settings[name].configured,
-                "models": ", ".join(m.name for m in entry.models(studio.provider_settings[name])),
-            }
+            ProviderStatus(
+                name=name,
+                label=entry.label,
+                configured=own.configured,
+                models=[m.name for m in entry.models(own)],
+                switch_on=entry.settings.key_variable() if issubclass(entry.settings, RemoteSettings) else None,
+            )
         )
     now, limit = utcnow(), stale_after(studio)
     with studio.db.read() as session:

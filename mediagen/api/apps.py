@@ -103,7 +103,7 @@ def _swagger_ui_files() -> Path:
     return Path(spec.origin).parent / "static"
 
 
-def _rechecked(sign_in: Callable[[], bool], every_s: float = SIGN_IN_RECHECK_S) -> Callable[[], bool]:
+def rechecked(sign_in: Callable[[], bool], every_s: float = SIGN_IN_RECHECK_S) -> Callable[[], bool]:
     """``sign_in`` asked at most once a second. Asking Streamlit's secrets looks for and parses
     the secrets files, which cost a status read a fifth of its time; a second's delay before
     the API follows a newly written ``[auth]`` section is nothing, while keeping it live means
@@ -121,7 +121,7 @@ def _rechecked(sign_in: Callable[[], bool], every_s: float = SIGN_IN_RECHECK_S) 
 
 def build(sign_in: Callable[[], bool]) -> list[Mount]:
     """The mounts to give ``st.App(routes=...)``; ``sign_in`` says whether sign-in is configured."""
-    sign_in = _rechecked(sign_in)
+    sign_in = rechecked(sign_in)
     api = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
     api.include_router(seed.router)
     spec = document()

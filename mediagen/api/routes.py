@@ -25,8 +25,8 @@ def zip_download(request: Request) -> Response:
     )
     if not items:
         raise NotFound("nothing to download: the selection holds no files")
-    name = quote(request.query_params.get("name") or "mediagen") + ".zip"
-    archive = zips.zip_stream(studio, items)
+    name = quote(zips.download_name(request.query_params.get("name")))
+    archive = zips.zip_stream(studio, items)  # refuses, naming them, when files are lost
     headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}", "Content-Length": str(len(archive))}
     return StreamingResponse(iter(archive), media_type="application/zip", headers=headers)
 

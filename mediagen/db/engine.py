@@ -1,17 +1,23 @@
-"""Engine and sessions, SQLite tuned for several writers, and Alembic upgrades."""
+"""Engine and sessions, SQLite tuned for several writers, Alembic upgrades, and what the
+database's own failures (a damaged or missing file, a full disk) read as for people."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import DatabaseError, DatabaseMissing
+
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -86,8 +92,32 @@ class Database:
             with Session(bind=conn, expire_on_commit=False) as session, session.begin():
                 yield session
 
-    def upgrade(self) -> None:
-        upgrade(self.engine)
+    @property
+    def where(self) -> str:
+        """The database as people know it: its file, or its URL without the password."""
+        return where(self.engine.url)
+
+    def upgrade(self, revision: str = "head", *, earlier_media: Path | None = None) -> str | None:
+        """Bring the schema to ``revision``; what changed, in a sentence (also logged at INFO),
+        or None when it was there already. With ``earlier_media``, a SQLite file missing beside
+        media of earlier jobs is refused (``refuse_lost``) instead of made anew. The database's
+        own failures raise ``DatabaseError`` naming it (``explain``)."""
+        try:
+            if earlier_media is not None:
+                refuse_lost(self.engine.url, earlier_media)
+            return upgrade(self.engine, revision)
+        except sa_exc.DBAPIError as exc:
+            explained = explain(exc, self.engine.url)
+            if explained is None:
+                raise
+            raise explained from exc
+
+    def revision(self) -> str | None:
+        """The revision the schema is at (None before the first upgrade)."""
+        with _alembic_quiet(), self.engine.connect() as conn:
+            from alembic.runtime.migration import MigrationContext
+
+            return MigrationContext.configure(conn).get_current_revision()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -103,11 +133,107 @@ def alembic_config(engine: Engine | None = None) -> Any:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; cheap when it is already there."""
-    from alembic import command
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Bring the schema to ``revision``; cheap when it is already there. Alembic's own lines stay
+    out of the log: one line says what changed, when something did, and is returned."""
+    applied: list[Any] = []  # alembic.runtime.migration.MigrationInfo, one per revision run
+    with _alembic_quiet():
+        from alembic import command  # its first import logs a line per plugin
 
-    command.upgrade(alembic_config(engine), revision)
+        cfg = alembic_config(engine)
+        cfg.attributes["on_version_apply"] = lambda *, step, **_: applied.append(step)
+        command.upgrade(cfg, revision)
+    if not applied:
+        return None
+    before, after = applied[0].source_revision_ids, applied[-1].destination_revision_ids
+    if before:
+        note = f"upgraded the database {where(engine.url)} from revision {before[0]} to {after[0]}"
+    else:
+        note = f"created the database {where(engine.url)} at revision {after[0]}"
+    log.info("%s", note)
+    return note
+
+
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.", "Will assume transactional DDL.") say
+    nothing an operator needs; someone who set a level for Alembic on purpose keeps it."""
+    alembic_log = logging.getLogger("alembic")
+    chosen = alembic_log.level
+    if chosen == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(chosen)
+
+
+def where(url: URL | str) -> str:
+    """The database as people know it: its file (SQLite), or its URL without the password."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    file = sqlite_file(parsed)
+    return str(file) if file else parsed.render_as_string(hide_password=True)
+
+
+def sqlite_file(url: URL | str) -> Path | None:
+    """The file of a SQLite database; None for one in memory or on a server."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
+
+
+def refuse_lost(url: URL | str, earlier_media: Path) -> None:
+    """Refuse to make a new SQLite file where one has been: beside files in ``earlier_media``
+    (the media of earlier jobs) or beside its own write-ahead log. It was deleted or moved (a
+    running app may go on using the deleted file, unseen); a new one would quietly start an empty
+    studio whose jobs that app never sees. ``python -m mediagen db create`` makes one on purpose."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        trace = f"its write-ahead log {wal} is still there"
+    elif earlier_media.is_dir() and any(p.is_file() for p in earlier_media.rglob("*")):
+        trace = f"{earlier_media} holds media of earlier jobs"
+    else:
+        return  # a new data dir: the database is made as usual
+    raise DatabaseMissing(
+        f"the database {path} is missing, but {trace}: it was deleted or moved. Restore it (from a backup), "
+        "or set MEDIAGEN_DATA_DIR (or MEDIAGEN_DATABASE_URL) to where it is; to start a new, empty "
+        "database here on purpose, run: python -m mediagen db create"
+    )
+
+
+# SQLite's primary result codes for a database file its surroundings broke (not a query we got
+# wrong), and what to do about each.
+_DAMAGED = (
+    "is not a SQLite database, or is damaged: restore it from a backup, or set MEDIAGEN_DATA_DIR to another folder"
+)
+_SQLITE_TROUBLE = {
+    5: f"stayed locked by another process for {SQLITE_BUSY_TIMEOUT_MS // 1000} s; try again",  # SQLITE_BUSY
+    8: "is read-only here: this user needs write access to it and to its folder",  # SQLITE_READONLY
+    10: "could not be read or written (a disk I/O error); check the disk it is on",  # SQLITE_IOERR
+    11: _DAMAGED,  # SQLITE_CORRUPT
+    13: "cannot grow: the disk it is on is full; free some space and try again",  # SQLITE_FULL
+    14: "cannot be opened: check that its folder exists and this user may write there",  # SQLITE_CANTOPEN
+    26: _DAMAGED,  # SQLITE_NOTADB
+}
+
+
+def explain(exc: BaseException, url: URL | str) -> DatabaseError | None:
+    """What a failure of the database itself (a damaged file, a full disk, a server out of
+    reach) reads as for people, naming the database; None for anything else, which is a bug."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        problem = _SQLITE_TROUBLE.get(code & 0xFF)  # the low byte: SQLITE_IOERR_WRITE is an SQLITE_IOERR
+        return DatabaseError(f"the database {where(url)} {problem}") if problem else None
+    if isinstance(exc, sa_exc.OperationalError):  # a database server: down, out of reach, out of space
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        return DatabaseError(f"the database {where(url)} could not be used: {reason}")
+    return None
 
 
 def masked_url(url: str) -> str:

@@ -27,6 +27,26 @@ from .queries import get_job
 from .status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from .transitions import clear_leftovers, record
 
+# A job's state in a sentence: "job 1a2b has been canceled".
+_STATE_PHRASES = {
+    JobStatus.QUEUED: "is queued",
+    JobStatus.RUNNING: "is running",
+    JobStatus.SUCCEEDED: "has succeeded",
+    JobStatus.FAILED: "has failed",
+    JobStatus.CANCELED: "has been canceled",
+    JobStatus.TIMED_OUT: "has timed out",
+}
+
+
+def state_phrase(status: JobStatus | str, *, already: bool = False) -> str:
+    """How "job X …" goes on for a job in ``status``; ``already`` for one that has ended
+    ("has already been canceled")."""
+    phrase = _STATE_PHRASES[JobStatus(status)]
+    if not already:
+        return phrase
+    verb, rest = phrase.split(" ", 1)
+    return f"{verb} already {rest}"
+
 
 @dataclass(frozen=True)
 class Request:
@@ -48,8 +68,7 @@ def validate(
     webhook_url: str | None = None,
 ) -> Request:
     spec = studio.model(model, kind)
-    limit = min(spec.max_prompt_chars or studio.settings.max_prompt_chars, studio.settings.max_prompt_chars)
-    text = validate_prompt(prompt, limit)
+    text = validate_prompt(prompt, spec.prompt_limit(studio.settings.max_prompt_chars))
     cleaned = validate_params(spec, {k: v for k, v in (params or {}).items() if v is not None})
     return Request(kind, spec, text, cleaned, check_webhook_url(studio, webhook_url))
 
@@ -105,7 +124,8 @@ def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: U
         require_change(actor, old.owner, "retry")
         owner = actor.email
     if JobStatus(old.status) not in RETRYABLE_STATUSES:
-        raise Conflict(f"job {job_id} is {old.status}; only failed, canceled or timed_out jobs can be retried")
+        now = state_phrase(old.status)
+        raise Conflict(f"job {job_id} {now}; only failed, canceled or timed-out jobs can be retried")
     request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params, old.webhook_url)
     if request.kind is JobKind.IMAGE:
         studio.check_generation_room()
@@ -124,7 +144,8 @@ def cancel_job(studio: Studio, job_id: str, *, actor: User | None = None) -> Job
         if actor is not None:
             require_change(actor, job.owner, "cancel")
         if JobStatus(job.status) not in ACTIVE_STATUSES:
-            raise Conflict(f"job {job_id} has already {job.status}; only queued or running jobs can be canceled")
+            ended = state_phrase(job.status, already=True)
+            raise Conflict(f"job {job_id} {ended}; only queued or running jobs can be canceled")
         job.attempt += 1
         job.error_code, job.error_message = "canceled", "canceled by the user"
         record(session, job, JobStatus.CANCELED, message="canceled by the user")

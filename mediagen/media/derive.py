@@ -138,9 +138,11 @@ class Derived:
 def derive(storage: Storage, asset: Asset, kind: JobKind | str, fmt: str) -> Derived:
     """The asset in ``fmt``: the original when it already is, a cached copy, or a new conversion."""
     variants = variants_for(kind)
-    if fmt not in variants:
+    # Names as people type them: WEBP, Png, jpg.
+    wanted = {"jpg": "jpeg"}.get(fmt.strip().lower(), fmt.strip().lower())
+    if wanted not in variants:
         raise InvalidInput("format", f"{fmt!r} is not offered for {JobKind(kind).value}s", variants)
-    variant = variants[fmt]
+    variant = variants[wanted]
     if asset.content_type == variant.content_type and not variant.suffix.startswith("preview"):
         return Derived(asset.key, asset.content_type, asset.key.rsplit("/", 1)[-1])
     key = derived_key(asset.key, variant)

@@ -13,6 +13,7 @@ turn, reported as queued.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -206,13 +207,20 @@ class LocalProvider:
     def _render_in_slot(self, task_dir: Path) -> None:
         try:
             with self._slots:
-                if (task_dir / "cancel").exists():  # canceled while it waited for the slot
-                    shutil.rmtree(task_dir, ignore_errors=True)
-                elif (task_dir / "task.json").exists():
+                if not _canceled(task_dir):  # it may have been canceled while it waited for the slot
                     _render_task(task_dir)
         finally:
             with _renders_lock:
                 _renders.pop(task_dir.name, None)
+            # A cancel in this process leaves a running render's task to the render; one that came
+            # while the render was finishing its file is seen here, once it no longer counts as running.
+            if _canceled(task_dir):
+                shutil.rmtree(task_dir, ignore_errors=True)
+
+
+def _canceled(task_dir: Path) -> bool:
+    """Canceled here (the marker), or removed by a cancel in another process."""
+    return (task_dir / "cancel").exists() or not (task_dir / "task.json").exists()
 
 
 def _render_task(task_dir: Path) -> None:
@@ -234,17 +242,21 @@ def _render_task(task_dir: Path) -> None:
             frames,
             on_frame=lambda done: _report(task_dir, done, frames),
         )
-        if finished:
-            usage = {"seconds": int(params["duration"]), "size": params["size"]}
+    except Exception as exc:
+        if not _canceled(task_dir):  # the worker reads this as the provider's failure message
+            log.exception("local render failed in %s", task_dir)
             _write_json(
-                state_file,
-                {"state": TaskState.SUCCEEDED, "progress": 100, "updated": time.time(), "usage": usage},
+                state_file, {"state": TaskState.FAILED, "error": f"render failed: {exc}", "updated": time.time()}
             )
-        else:
-            shutil.rmtree(task_dir, ignore_errors=True)
-    except Exception as exc:  # the worker reads this as the provider's failure message
-        log.exception("local render failed in %s", task_dir)
-        _write_json(state_file, {"state": TaskState.FAILED, "error": f"render failed: {exc}", "updated": time.time()})
+            return
+        # A cancel in another process removed the task under the encoder: that is a cancel too.
+        finished = False
+    if finished and not _canceled(task_dir):
+        usage = {"seconds": int(params["duration"]), "size": params["size"]}
+        _write_json(state_file, {"state": TaskState.SUCCEEDED, "progress": 100, "updated": time.time(), "usage": usage})
+    else:
+        shutil.rmtree(task_dir, ignore_errors=True)
+        log.info("local render %s canceled; its files are removed", task_dir.name)
 
 
 def _renderer_alive(state: dict[str, Any]) -> bool:
@@ -283,31 +295,46 @@ def encode_mp4(
     """Render and encode an H.264 MP4 with ``+faststart`` (moov first, so browsers play at once).
 
     Frames are drawn at half size and scaled up: the art is smooth, so this costs nothing visible
-    and makes rendering about four times faster. Returns False if ``on_frame`` asked to stop.
+    and makes rendering about four times faster. Returns False, leaving no file, if ``on_frame``
+    asked to stop.
     """
-    scene = scene_for(prompt, seed)
     partial = target.with_suffix(".part")
     container = av.open(str(partial), mode="w", format="mp4", options={"movflags": "+faststart"})
     try:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23"}
-        draw_w, draw_h = max(2, width // 2), max(2, height // 2)
-        for index in range(frames):
-            small = render(scene, draw_w, draw_h, index / FPS)
-            pixels = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-            if on_frame is not None and not on_frame(index + 1):
-                return False
-        for packet in stream.encode():
+        if _encode_frames(container, scene_for(prompt, seed), width, height, frames, on_frame):
+            container.close()
+            os.replace(partial, target)
+            return True
+    except BaseException:
+        _abandon(container, partial)
+        raise
+    _abandon(container, partial)
+    return False
+
+
+def _encode_frames(container: Any, scene: Any, width: int, height: int, frames: int, on_frame: Any) -> bool:
+    stream = container.add_stream("libx264", rate=FPS)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.options = {"preset": "veryfast", "crf": "23"}
+    draw_w, draw_h = max(2, width // 2), max(2, height // 2)
+    for index in range(frames):
+        small = render(scene, draw_w, draw_h, index / FPS)
+        pixels = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR))
+        for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
             container.mux(packet)
-    finally:
-        container.close()
-    if not partial.exists():
-        return False
-    os.replace(partial, target)
+        if on_frame is not None and not on_frame(index + 1):
+            return False
+    for packet in stream.encode():
+        container.mux(packet)
     return True
+
+
+def _abandon(container: Any, partial: Path) -> None:
+    """Close an encode nobody will use and delete its file. Closing still finishes the file, which
+    fails when a cancel in another process removed its folder: the outcome is the same."""
+    with contextlib.suppress(av.error.FFmpegError, OSError):
+        container.close()
+    partial.unlink(missing_ok=True)
 
 
 def _running(progress: int) -> dict[str, Any]:
@@ -321,11 +348,12 @@ def _running(progress: int) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    if not path.parent.exists():
-        return  # task discarded or canceled meanwhile
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        return  # the task was discarded or canceled meanwhile: its folder is gone, and the file with it
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -10,6 +10,9 @@ from typing import BinaryIO, Protocol, runtime_checkable
 @runtime_checkable
 class Storage(Protocol):
     name: str
+    # What ``prepare`` sets up on the backend that an admin may want to ensure again by hand (the
+    # bucket's CORS and lifecycle rules); None when there is nothing to set up.
+    setup: str | None
 
     def put(self, key: str, data: BinaryIO, content_type: str, metadata: Mapping[str, str] | None = None) -> None:
         """Store ``data`` (read from its current position) under ``key``, replacing any object.
@@ -38,6 +41,10 @@ class Storage(Protocol):
         ...
 
     def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int | None:
+        """The stored object's length in bytes; None when there is no such object."""
+        ...
 
     def url(self, key: str) -> str:
         """An absolute URL a browser can fetch, made now (presigned URLs are never stored)."""

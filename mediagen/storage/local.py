@@ -9,20 +9,41 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import quote
 
 UPLOAD_PREFIX = ".upload-"
 
 
+class MediaURLs(Protocol):
+    def media_base(self) -> str: ...
+
+    def url(self, key: str) -> str: ...
+
+
+class FixedURLs:
+    """Media URLs under one fixed base, never signed."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def media_base(self) -> str:
+        return self.base
+
+    def url(self, key: str) -> str:
+        return f"{self.base}/{quote(key)}"
+
+
 class LocalStorage:
     name = "local"
+    setup: str | None = None  # a folder: nothing to set up
 
     def __init__(
-        self, root: Path, public_base_url: str, *, upload_dir: Path | None = None, stale_after_s: float = 600.0
+        self, root: Path, urls: str | MediaURLs, *, upload_dir: Path | None = None, stale_after_s: float = 600.0
     ) -> None:
         self.root = root.resolve()
-        self.base_url = public_base_url.rstrip("/")
+        # A fixed base, or the studio's ``Serving``: the address of the running app, signed with sign-in.
+        self.urls = FixedURLs(urls) if isinstance(urls, str) else urls
         # Outside the served folder but beside it (same filesystem: the final rename is atomic).
         self.upload_dir = (upload_dir or self.root.parent / "uploads").resolve()
         # An upload writes continuously, so a temp file untouched this long belongs to a dead process.
@@ -81,8 +102,15 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        try:
+            return path.stat().st_size if path.is_file() else None
+        except FileNotFoundError:
+            return None
+
     def url(self, key: str) -> str:
-        return f"{self.base_url}/{quote(key)}"
+        return self.urls.url(key)
 
     def sweep_uploads(self) -> int:
         """Remove temp files that killed processes left in the upload folder; return how many."""
@@ -97,7 +125,7 @@ class LocalStorage:
 
     def prepare(self) -> list[str]:
         self.root.mkdir(parents=True, exist_ok=True)
-        notes = [f"media folder {self.root} is served at {self.base_url}"]
+        notes = [f"media folder {self.root} is served at {self.urls.media_base()}"]
         if removed := self.sweep_uploads():
             notes.append(f"removed {removed} unfinished upload(s) left in {self.upload_dir}")
         return notes

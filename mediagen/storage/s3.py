@@ -47,6 +47,7 @@ def _failures_named(action: str) -> Iterator[None]:
 
 class S3Storage:
     name = "s3"
+    setup: str | None = "CORS and lifecycle rules"
 
     def __init__(self, settings: Settings) -> None:
         assert settings.s3_bucket
@@ -147,6 +148,15 @@ class S3Storage:
                 return False
             raise
         return True
+
+    def size(self, key: str) -> int | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"S3 look-up of {key} failed: {_code(exc)}") from None
+        return int(head["ContentLength"])
 
     def url(self, key: str) -> str:
         full = self._full(key)

@@ -11,6 +11,7 @@ from mediagen.errors import MediagenError
 from mediagen.studio import Studio
 
 from . import widgets
+from .tables import readable
 
 
 def manage(studio: Studio) -> None:
@@ -47,7 +48,7 @@ def manage(studio: Studio) -> None:
             for k in listed
         ]
     )
-    st.dataframe(table, hide_index=True, key="api-keys")
+    st.dataframe(readable(table, times=("created", "last used", "revoked")), hide_index=True, key="api-keys")
     live = [k.id for k in listed if k.revoked_at is None]
     if live:
         with st.container(horizontal=True, vertical_alignment="bottom"):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 from typing import Any
 
 import streamlit as st
 
 from mediagen.db.tables import Job
+from mediagen.jobs.browse import JobFilters
 from mediagen.jobs.status import JobKind, JobStatus
 from mediagen.library import stars
 from mediagen.studio import Studio
@@ -17,10 +19,13 @@ from mediagen.ui.media import details_if_open, open_details
 from mediagen.ui.paging import Pager
 
 GRID_COLUMNS = 4
+# The filter inputs "Clear filters" empties (order, page size and selection stay as they are).
+FILTER_KEYS = ("g-kind", "g-status", "g-model", "g-dates", "g-text", "g-collection", "g-starred")
 
 
 def date_range(label: str, key: str) -> tuple[date | None, date | None]:
-    picked: Any = st.date_input(label, value=(), key=key, width=220)
+    # Wide enough for the whole "YYYY-MM-DD – YYYY-MM-DD" placeholder; ISO dates, as in links and tables.
+    picked: Any = st.date_input(label, value=(), key=key, format="YYYY-MM-DD", width=270)
     if isinstance(picked, date):
         return picked, picked
     if len(picked) == 2:
@@ -30,9 +35,28 @@ def date_range(label: str, key: str) -> tuple[date | None, date | None]:
     return None, None
 
 
-def card_grid(studio: Studio, jobs: list[Job], owner: str, *, selecting: bool = False) -> None:
+def _clear_filters() -> None:
+    for key in FILTER_KEYS:
+        st.session_state.pop(key, None)  # the input starts over empty
+
+
+def _narrowed(filters: JobFilters) -> bool:
+    return any(getattr(filters, f.name) for f in fields(filters))
+
+
+def nothing_to_show(filters: JobFilters) -> None:
+    """Why the grid is empty, and the way out: clearing the filters, or making something first."""
+    if not _narrowed(filters):
+        st.info("Nothing here yet. Generate something in the Image or Video studio.")
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.info("No job matches these filters.", icon=":material/filter_alt_off:", width="stretch")
+        st.button("Clear filters", key="g-clear-filters", on_click=_clear_filters, icon=":material/clear_all:")
+
+
+def card_grid(studio: Studio, jobs: list[Job], owner: str, filters: JobFilters, *, selecting: bool = False) -> None:
     if not jobs:
-        st.info("Nothing matches. Generate something in the Image or Video studio.")
+        nothing_to_show(filters)
         return
     details_if_open(studio, owner)
     starred = stars.starred(studio, owner, [asset.id for job in jobs for asset in job.assets])
@@ -44,7 +68,8 @@ def card_grid(studio: Studio, jobs: list[Job], owner: str, *, selecting: bool = 
 
 
 def _card(studio: Studio, job: Job, owner: str, *, starred: bool, selecting: bool) -> None:
-    with st.container(border=True, key=f"card-{job.id}"):
+    # As tall as the row's tallest card, its footer at the bottom: the cards of a row line up.
+    with st.container(border=True, height="stretch", key=f"card-{job.id}"):
         first = job.assets[0] if job.assets else None
         if first is not None and first.thumbnail_key:
             # Thumbnails only: the full-size file loads when the card is opened.
@@ -52,7 +77,7 @@ def _card(studio: Studio, job: Job, owner: str, *, starred: bool, selecting: boo
         elif JobStatus(job.status).is_final:
             widgets.job_error(job)
         else:
-            st.progress(job.progress / 100, text=widgets.status_label(job.status))
+            widgets.job_progress(job)  # the badge below names the status
         with st.container(horizontal=True):
             widgets.status_badge(job.status)
             st.badge("video" if job.kind == JobKind.VIDEO else "image", color="gray")
@@ -61,7 +86,8 @@ def _card(studio: Studio, job: Job, owner: str, *, starred: bool, selecting: boo
             if starred:
                 st.badge("starred", icon=":material/star:", color="orange")
         st.text(job.prompt if len(job.prompt) <= 90 else job.prompt[:87] + "…")
-        st.caption(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M}")
+        st.space("stretch")
+        st.caption(widgets.plain(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M} UTC"))
         with st.container(horizontal=True, vertical_alignment="center"):
             open_details(job.id, key=f"open-{job.id}")
             if selecting:

@@ -36,7 +36,7 @@ def _toggle_star(studio: Studio, owner: str, asset_id: int) -> None:
     try:
         stars.toggle_star(studio, owner, asset_id)
     except MediagenError as exc:  # deleted by someone else meanwhile
-        st.toast(str(exc), icon=":material/error:")
+        st.toast(widgets.plain(str(exc)), icon=":material/error:")
 
 
 def gallery_zip_link(studio: Studio, filters: browse.JobFilters, total: int, collection_name: str | None) -> None:
@@ -75,7 +75,9 @@ def collect_popover(studio: Studio, owner: str, asset_ids: Sequence[int], key: s
         chosen = st.selectbox(
             "Collection", list(existing), format_func=existing.get, index=None, key=f"{key}-pick", placeholder="Choose"
         )
-        new_name = st.text_input("…or a new one", key=f"{key}-new", max_chars=collections.MAX_NAME_CHARS)
+        # No max_chars: the browser would cut a longer paste without a word; the name is checked
+        # on Add, which says how long it is and what is allowed.
+        new_name = st.text_input("…or a new one", key=f"{key}-new")
         if st.button("Add", key=f"{key}-add", type="primary", disabled=chosen is None and not new_name.strip()):
             try:
                 target = chosen if chosen is not None else collections.create_collection(studio, owner, new_name).id
@@ -83,35 +85,33 @@ def collect_popover(studio: Studio, owner: str, asset_ids: Sequence[int], key: s
             except MediagenError as exc:
                 widgets.show_error(exc)
             else:
-                name = existing.get(target, new_name.strip())
+                name = widgets.plain(existing.get(target, new_name.strip()))
                 st.toast(f"Added {added} file(s) to {name}" if added else f"Already in {name}")
 
 
+def _close(key: str) -> None:
+    st.session_state[key] = False
+
+
 def delete_with_confirmation(studio: Studio, job_ids: Sequence[str], key: str, *, files: int) -> bool:
-    """A Delete button that asks first; True once the jobs are deleted."""
-    confirming = f"{key}-confirming"
-
-    def ask(answer: bool) -> None:
-        st.session_state[confirming] = answer
-
-    if not st.session_state.get(confirming):
-        st.button("Delete", key=key, icon=":material/delete:", on_click=ask, args=(True,))
-        return False
-    st.warning(
-        f"Delete {len(job_ids)} job(s) and their {files} file(s), thumbnails and converted copies? "
-        "This cannot be undone."
-    )
-    with st.container(horizontal=True):
-        confirmed = st.button("Delete for good", key=f"{key}-yes", type="primary", icon=":material/delete_forever:")
-        st.button("Keep", key=f"{key}-no", on_click=ask, args=(False,))
-    if not confirmed:
-        return False
-    st.session_state[confirming] = False
-    try:
-        done = deletion.delete_jobs(studio, job_ids, actor=services.signed_in_user())
-    except MediagenError as exc:
-        widgets.show_error(exc)
-        return False
+    """A Delete button that asks first; True once the jobs are deleted. The question and its two
+    answers open in a popover of their own, so they line up together wherever the button sits
+    (a row of buttons, the details dialog)."""
+    with st.popover("Delete", icon=":material/delete:", key=key, on_change="rerun"):
+        st.warning(
+            f"Delete {len(job_ids)} job(s) and their {files} file(s), thumbnails and converted copies? "
+            "This cannot be undone."
+        )
+        with st.container(horizontal=True, vertical_alignment="center"):
+            confirmed = st.button("Delete for good", key=f"{key}-yes", type="primary", icon=":material/delete_forever:")
+            st.button("Keep", key=f"{key}-no", on_click=_close, args=(key,))
+        if not confirmed:
+            return False
+        try:
+            done = deletion.delete_jobs(studio, job_ids, actor=services.signed_in_user())
+        except MediagenError as exc:
+            widgets.show_error(exc)
+            return False
     note = f" ({done.objects_pending} file(s) will be removed on a later try)" if done.objects_pending else ""
     st.toast(f"Deleted {done.jobs} job(s){note}")
     return True

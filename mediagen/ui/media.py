@@ -9,12 +9,15 @@ import streamlit as st
 from mediagen.db.tables import Asset, Job
 from mediagen.errors import MediagenError
 from mediagen.jobs import actions, queries
-from mediagen.jobs.status import RETRYABLE_STATUSES, JobKind, JobStatus
+from mediagen.jobs.status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from mediagen.library import stars
 from mediagen.media import derive
 from mediagen.studio import Studio
 from mediagen.ui import library as library_ui
 from mediagen.ui import services, widgets
+
+# How often a queued or running job's details read its progress from the database.
+LIVE_REFRESH_S = 1.5
 
 
 def _reader(studio: Studio, key: str) -> Callable[[], bytes]:
@@ -70,17 +73,38 @@ def describe(asset: Asset) -> str:
     return f"{size} · {widgets.human_bytes(asset.bytes)}"
 
 
-def image_results(studio: Studio, job: Job) -> None:
-    widgets.status_badge(job.status)
+RECENT_IMAGE_JOBS = 8
+
+
+def recent_images(studio: Studio, owner: str) -> None:
+    """The user's latest image jobs, newest first, read from the database: they survive a reload,
+    and each is headed by the request it answers."""
+    st.subheader("Your images")
+    recent = queries.list_jobs(studio, kind=JobKind.IMAGE, owner=owner, limit=RECENT_IMAGE_JOBS)
+    if not recent:
+        st.info("Your images appear here. Every result is stored and listed in the Gallery.")
+    for position, job in enumerate(recent):
+        with st.container(border=True, key=f"image-card-{job.id}"):
+            widgets.job_heading(job)
+            image_results(studio, job, full=position == 0)
+    if len(recent) == RECENT_IMAGE_JOBS:
+        st.caption("Older images are in the Gallery.")
+
+
+def image_results(studio: Studio, job: Job, *, full: bool) -> None:
+    """A job's images: ``full`` size with their URLs, or as thumbnails for the older ones."""
     if job.status != JobStatus.SUCCEEDED:
         widgets.job_error(job)
         return
-    columns = st.columns(2 if len(job.assets) > 1 else 1)
+    per_row = (2 if len(job.assets) > 1 else 1) if full else 4
+    columns = st.columns(per_row)
     for asset, column in zip(job.assets, columns * len(job.assets), strict=False):
-        with column, st.container(border=True):
-            st.image(studio.storage.url(asset.key), width="stretch")
+        with column:
+            shown = asset.key if full or not asset.thumbnail_key else asset.thumbnail_key
+            st.image(studio.storage.url(shown), width="stretch")
             st.caption(describe(asset))
-            widgets.copyable_url(studio.storage.url(asset.key))
+            if full:
+                widgets.copyable_url(studio.storage.url(asset.key))
             download(studio, asset, key=f"dl-{job.id}-{asset.index}")
 
 
@@ -89,17 +113,41 @@ def play(studio: Studio, asset: Asset) -> None:
     widgets.video_player(studio.storage.url(asset.key), poster)
 
 
-def retry_button(studio: Studio, job: Job, key: str) -> None:
-    user = services.signed_in_user()
-    if JobStatus(job.status) not in RETRYABLE_STATUSES or not user.may_change(job.owner):
-        return
-    if st.button("Retry", key=key, icon=":material/replay:"):
-        try:
-            new = actions.retry_job(studio, job.id, actor=user)
-        except MediagenError as exc:
-            widgets.show_error(exc)
+# What the last Cancel or Retry came to, shown by the next run (the action runs in the button's
+# callback, before the rerun, so that run already shows the job's new state).
+ACTION_FEEDBACK = "job-action-feedback"
+
+
+def _act(action: Callable[..., Job], studio: Studio, job_id: str, done: str) -> None:
+    try:
+        job = action(studio, job_id, actor=services.signed_in_user())
+    except MediagenError as exc:  # e.g. it ended meanwhile, or is not this user's
+        st.session_state[ACTION_FEEDBACK] = (False, str(exc))
+    else:
+        st.session_state[ACTION_FEEDBACK] = (True, f"{done} {job.id}")
+
+
+def action_feedback() -> None:
+    if feedback := st.session_state.pop(ACTION_FEEDBACK, None):
+        succeeded, message = feedback
+        if succeeded:
+            st.toast(message, icon=":material/check:")
         else:
-            st.toast(f"Retry started as job {new.id}")
+            st.error(widgets.plain(message), icon=":material/error:")
+
+
+def cancel_button(studio: Studio, job: Job, key: str) -> None:
+    """Cancel, while the job is queued or running, for whoever may change it (owner or admin)."""
+    if JobStatus(job.status) in ACTIVE_STATUSES and services.signed_in_user().may_change(job.owner):
+        args = (actions.cancel_job, studio, job.id, "Canceled job")
+        st.button("Cancel", key=key, on_click=_act, args=args, icon=":material/stop_circle:")
+
+
+def retry_button(studio: Studio, job: Job, key: str) -> None:
+    """Retry, once the job failed, was canceled or timed out, for whoever may change it."""
+    if JobStatus(job.status) in RETRYABLE_STATUSES and services.signed_in_user().may_change(job.owner):
+        args = (actions.retry_job, studio, job.id, "Retry started as job")
+        st.button("Retry", key=key, on_click=_act, args=args, icon=":material/replay:")
 
 
 # The job whose details are open: the dialog is drawn on every run until it is dismissed, so
@@ -133,7 +181,11 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
         _forget_details()
         widgets.show_error(exc)
         return
-    widgets.status_badge(job.status)
+    if JobStatus(job.status) in ACTIVE_STATUSES:
+        _live_status(studio, job.id)
+    else:
+        widgets.status_badge(job.status)
+        action_feedback()
     starred = stars.starred(studio, owner, [asset.id for asset in job.assets])
     for asset in job.assets:
         if job.kind == JobKind.VIDEO:
@@ -150,6 +202,8 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
     st.text("Prompt")
     st.code(job.prompt, language=None, wrap_lines=True)
     left, right = st.columns(2)
+    left.text("Job id (for the CLI and the API)")
+    left.code(job.id, language=None)
     left.text(f"Model: {job.model} ({job.provider})")
     left.text(f"Created: {job.created_at:%Y-%m-%d %H:%M:%S} UTC")
     if job.finished_at:
@@ -167,3 +221,20 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
         ):
             _forget_details()
             st.rerun()  # the whole page, without the dialog of a job that is gone
+
+
+@st.fragment(run_every=LIVE_REFRESH_S)
+def _live_status(studio: Studio, job_id: str) -> None:
+    """A queued or running job's status, progress and Cancel, read from the database only; once
+    the job ends, the whole dialog is drawn again with its result."""
+    try:
+        job = queries.get_job(studio, job_id)
+    except MediagenError:  # deleted meanwhile: the dialog says so
+        st.rerun()
+    if JobStatus(job.status).is_final:
+        st.rerun()
+    with st.container(horizontal=True, vertical_alignment="center"):
+        widgets.status_badge(job.status)
+        cancel_button(studio, job, key=f"dialog-cancel-{job.id}")
+    widgets.job_progress(job)
+    action_feedback()

@@ -9,6 +9,7 @@ from mediagen import server
 from mediagen.auth.roles import LOCAL_ADMIN, User, role_for
 from mediagen.errors import Forbidden
 from mediagen.studio import Studio
+from mediagen.ui import widgets
 from mediagen.ui.access import StudioPage, require_page
 
 
@@ -53,6 +54,6 @@ def page_user(page: StudioPage) -> User:
     try:
         require_page(user, page)
     except Forbidden as exc:
-        st.warning(str(exc), icon=":material/lock:")
+        st.warning(widgets.plain(str(exc)), icon=":material/lock:")
         st.stop()
     return user

@@ -11,14 +11,22 @@ import streamlit as st
 from mediagen.admin import history, reports
 from mediagen.jobs.browse import JobFilters
 from mediagen.studio import Studio
+from mediagen.ui import charts, widgets
 from mediagen.ui.gallery import date_range
 from mediagen.ui.paging import Pager
+from mediagen.ui.tables import number_column, readable
 
 PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All time": None, "Custom": -1}
 jobs_pager = Pager("history-pages", "h")
 PRICE_EXAMPLE = (
     '{"gpt-image-1": {"per_image": {"1024x1024/high": 0.17, "1024x1024": 0.04, "*": 0.06}},\n'
     ' "sora-2": {"per_second": {"1280x720": 0.10, "*": 0.10}}}'
+)
+SUCCESS_HELP = "Succeeded of succeeded, failed and timed out; canceled jobs are left out (a user stopped them)"
+WORKER_STEPS_HELP = (
+    "How many times the job was taken up: by a worker for each submit or status check of the provider "
+    "(a video is checked every few seconds while it renders), by the app for an image, and once for a "
+    "cancel. These are not retries: a retry is a new job, linked by retried_from."
 )
 # The same colour for a status on every chart.
 STATUS_COLOURS = {
@@ -56,19 +64,35 @@ def _percent(label: str) -> st.column_config.Column:
 
 
 def _daily_chart(lines: pd.DataFrame, filters: JobFilters, value: str, label: str) -> None:
-    table = reports.daily(lines, value, filters.since, filters.until)
-    colours = [STATUS_COLOURS.get(status, "#4a7fd6") for status in table.columns]
-    st.bar_chart(table, y_label=label, color=colours, height=220)
+    """Every day of the period up to its last (today for the presets and "All time"), so today's
+    bar has a whole day's room at the end of the axis."""
+    last = filters.until or pd.Timestamp.now(tz="UTC").date()
+    table = reports.daily(lines, value, filters.since, last)
+    chart = charts.per_day(table, label, STATUS_COLOURS)
+    st.altair_chart(chart, width="stretch", key=f"h-daily-{value}")
+
+
+def _success_note(summary: reports.Overview) -> str:
+    """What the success rate counts, in numbers, beside a period that may hold canceled jobs."""
+    outcomes = summary.finished - summary.canceled
+    note = f"Success rate: {summary.succeeded:,} succeeded of {outcomes:,} that succeeded, failed or timed out"
+    if summary.canceled == 1:
+        return note + "; 1 canceled job is not counted (a user stopped it)."
+    if summary.canceled:
+        return note + f"; {summary.canceled:,} canceled jobs are not counted (users stopped them)."
+    return note + " (canceled jobs are not counted)."
 
 
 def overview(studio: Studio, lines: pd.DataFrame, filters: JobFilters, summary: reports.Overview) -> None:
     with st.container(horizontal=True):
         st.metric("Finished jobs", f"{summary.finished:,}")
-        st.metric("Success rate", _share(summary.success_rate), help="Succeeded of succeeded, failed and timed out")
+        st.metric("Success rate", _share(summary.success_rate), help=SUCCESS_HELP)
         st.metric("Time to result p50", _seconds(summary.p50_s), help="From submission to the stored result")
         st.metric("p95", _seconds(summary.p95_s))
         st.metric("Failures", f"{summary.failures:,}")
         st.metric("Timeouts", f"{summary.timeouts:,}")
+    if summary.finished:
+        st.caption(_success_note(summary))
     if lines.empty:
         st.info("No job finished in this period with these filters.")
         return
@@ -78,19 +102,19 @@ def overview(studio: Studio, lines: pd.DataFrame, filters: JobFilters, summary: 
     st.subheader("By model")
     models = reports.by_model(studio, lines, filters)
     st.dataframe(
-        models,
+        readable(models, {"success_rate": "{:.1%}", "p50_s": "{:.1f}", "p95_s": "{:.1f}"}),
         hide_index=True,
         key="h-models",
         column_config={
-            "success_rate": _percent("success"),
-            "p50_s": st.column_config.NumberColumn("p50 (s)", format="%.1f", help="Time to result, median"),
-            "p95_s": st.column_config.NumberColumn("p95 (s)", format="%.1f"),
+            "success_rate": number_column("success rate", help=SUCCESS_HELP),
+            "p50_s": number_column("p50 (s)", help="Time to result, median"),
+            "p95_s": number_column("p95 (s)"),
             "timed_out": st.column_config.NumberColumn("timeouts"),
         },
     )
     timed = models.dropna(subset=["p50_s"])
     if not timed.empty:
-        st.bar_chart(timed, x="model", y=["p50_s", "p95_s"], stack=False, y_label="seconds to result", height=220)
+        st.altair_chart(charts.time_to_result(timed), width="stretch", key="h-times")
 
     st.subheader("Failure reasons")
     reasons = reports.failure_reasons(studio, lines)
@@ -98,12 +122,10 @@ def overview(studio: Studio, lines: pd.DataFrame, filters: JobFilters, summary: 
         st.caption("No failures or timeouts in this period.")
     else:
         st.dataframe(
-            reasons,
+            readable(reasons),
             hide_index=True,
             key="h-reasons",
-            column_config={
-                "share": st.column_config.ProgressColumn("share", min_value=0, max_value=1, format="percent")
-            },
+            column_config={"share": _percent("share")},
         )
 
 
@@ -116,8 +138,8 @@ def usage_and_cost(studio: Studio, lines: pd.DataFrame, filters: JobFilters, sum
     )
     if summary.unpriced_models:
         st.caption(
-            "No price set for: " + ", ".join(summary.unpriced_models) + ". Their usage is counted but not "
-            "costed; add them to `MEDIAGEN_PRICES`."
+            f"No price set for: {widgets.plain(', '.join(summary.unpriced_models))}. Their usage is counted but "
+            "not costed; add them to `MEDIAGEN_PRICES`."
         )
     for column, (by, title) in zip(st.columns(2), (("model", "Per model"), ("owner", "Per user")), strict=True):
         with column:
@@ -153,21 +175,18 @@ def jobs_table(studio: Studio, filters: JobFilters) -> None:
     cursor = jobs_pager.current(filters)
     frame, next_cursor = history.history_page(studio, filters, after=cursor)
     selection = st.dataframe(
-        frame,
+        readable(frame, {"duration_s": "{:.1f}"}),
         key="h-table",
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
         column_config={
-            "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
-            "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
-            "finished": st.column_config.DatetimeColumn("finished", format="YYYY-MM-DD HH:mm:ss"),
-            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
-            "attempts": st.column_config.NumberColumn("attempts", help="Times a worker picked the job up"),
+            "duration_s": number_column("duration (s)", help="From submission to the end"),
+            "worker_steps": st.column_config.NumberColumn("worker steps", help=WORKER_STEPS_HELP),
         },
     )
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.caption(f"Page {jobs_pager.number()} · newest first · {history.PAGE_ROWS} per page")
+        st.caption(f"Page {jobs_pager.number()} · newest first · {history.PAGE_ROWS} per page · times in UTC")
         jobs_pager.controls(next_cursor)
         st.download_button(
             "Download CSV",
@@ -185,8 +204,13 @@ def jobs_table(studio: Studio, filters: JobFilters) -> None:
         return
     job_id = frame.iloc[rows[0]]["id"]
     st.subheader(f"Timeline of job {job_id}")
-    st.dataframe(history.events_frame(studio, job_id), hide_index=True, key="h-events")
+    st.dataframe(readable(history.events_frame(studio, job_id)), hide_index=True, key="h-events")
     deliveries = history.webhook_attempts_frame(studio, job_id)
     if not deliveries.empty:
         st.subheader("Webhook deliveries")
-        st.dataframe(deliveries, hide_index=True, key="h-webhooks")
+        st.dataframe(
+            readable(deliveries, {"http_status": "{:.0f}", "ms": "{:.0f}"}),
+            hide_index=True,
+            key="h-webhooks",
+            column_config={"http_status": number_column("http_status"), "ms": number_column("ms")},
+        )

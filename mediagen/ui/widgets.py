@@ -7,6 +7,7 @@ Markdown: ``plain`` escapes Markdown, and HTML we build ourselves escapes every 
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,13 +30,22 @@ STATUS_LOOK: dict[str, tuple[str, str, str]] = {
     JobStatus.CANCELED: ("Canceled", "orange", ":material/block:"),
     JobStatus.TIMED_OUT: ("Timed out", "violet", ":material/timer_off:"),
 }
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+# Every ASCII punctuation CommonMark can read as syntax ("=" underlines a heading, "&" starts an
+# entity, ":" a Streamlit directive such as :red[...]).
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
+# Streamlit rewrites some text after parsing, where escapes no longer count: web addresses become
+# links, ":material/x:" an icon, ":streamlit:" or ":smile:" a picture. An invisible word joiner
+# splits each such pattern; the text reads the same. E-mail addresses are left whole: people copy
+# them (into MEDIAGEN_ROLES), and at most they become mailto: links, which load nothing.
+_LIVE_AFTER_PARSING = re.compile(r"(?<=://)|(?<=www)(?=\.)|(?<=:)(?=material/|[a-z_+-][\w+-]*:)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 CUSTOM_SIZE = "Custom…"
 
 
 def plain(text: str | None) -> str:
-    """Text safe to pass to Markdown-rendering widgets: shows literally."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", text or "")
+    """Text safe to pass to Markdown-rendering widgets (markdown, caption, info/warning/error/
+    success, toast, labels): shows literally, makes no web link, image, markup or icon."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", _LIVE_AFTER_PARSING.sub(WORD_JOINER, text or ""))
 
 
 def status_badge(status: str) -> None:
@@ -71,23 +81,27 @@ class GenerationRequest:
     model: str
     params: dict[str, Any]
     webhook_url: str | None
-    submitted: bool
+
+    @property
+    def fingerprint(self) -> tuple[str, ...]:
+        """What makes two presses of Generate the same request."""
+        params = json.dumps(self.params, sort_keys=True, default=str)
+        return (self.prompt, self.model, params, self.webhook_url or "")
 
 
-def generation_form(studio: Studio, kind: JobKind, placeholder: str, icon: str) -> GenerationRequest:
-    """Prompt, model, that model's options and (videos) a webhook URL, and whether Generate was
-    clicked."""
+def generation_form(studio: Studio, kind: JobKind, placeholder: str) -> GenerationRequest:
+    """Prompt, model, that model's options and (videos) a webhook URL."""
     prefix = kind.value
-    prompt = st.text_area(
-        "Prompt",
-        key=f"{prefix}-prompt",
-        height=140,
-        max_chars=studio.settings.max_prompt_chars,
-        placeholder=placeholder,
-    )
+    # No max_chars: the browser would refuse a longer paste whole and say nothing. The prompt is
+    # kept as typed, measured against the chosen model's limit, and refused at Generate.
+    prompt = st.text_area("Prompt", key=f"{prefix}-prompt", height=140, placeholder=placeholder)
+    measure = st.empty()
     names = [m.name for m in studio.catalog.models(kind)]
     model = st.selectbox("Model", names, key=f"{prefix}-model", format_func=lambda n: _model_label(studio, n))
-    params = param_inputs(studio.catalog.get(model), prefix)
+    spec = studio.catalog.get(model)
+    with measure:
+        prompt_length(prompt, spec.prompt_limit(studio.settings.max_prompt_chars), spec.label)
+    params = param_inputs(spec, prefix)
     webhook_url = None
     if kind is JobKind.VIDEO:
         webhook_url = st.text_input(
@@ -99,8 +113,20 @@ def generation_form(studio: Studio, kind: JobKind, placeholder: str, icon: str) 
             if studio.settings.webhook_secret
             else "Webhooks are off: set MEDIAGEN_WEBHOOK_SECRET to turn them on.",
         )
-    submitted = st.button("Generate", type="primary", key=f"{prefix}-generate", icon=icon)
-    return GenerationRequest(prompt, model, params, webhook_url or None, submitted)
+    return GenerationRequest(prompt, model, params, webhook_url or None)
+
+
+def prompt_length(prompt: str, limit: int, model_label: str) -> None:
+    """How long the prompt is against the model's limit, counted as the check counts it."""
+    length = len(prompt.strip())
+    if length > limit:
+        st.warning(
+            f"{length:,} characters: {plain(model_label)} takes at most {limit:,}. "
+            f"Shorten it by {length - limit:,} to generate.",
+            icon=":material/straighten:",
+        )
+    elif length:
+        st.caption(f"{length:,} of {limit:,} characters")
 
 
 def param_inputs(spec: ModelSpec, prefix: str) -> dict[str, Any]:
@@ -145,14 +171,29 @@ def _param_input(param: Param, key: str) -> Any:
     raise TypeError(f"no input for {type(param).__name__}")
 
 
-def show_error(exc: MediagenError) -> None:
+def show_error(exc: MediagenError, lead: str | None = None) -> None:
+    """The error as its message; a refused input names its field and what is allowed. ``lead``
+    says what the error meant (``"Nothing was generated"``)."""
+    before = f"{plain(lead)}.  \n" if lead else ""
     if isinstance(exc, InvalidInput):
-        text = f"**{plain(exc.field)}**: {plain(exc.problem)}"
+        text = f"{before}**{plain(exc.field)}**: {plain(exc.problem)}"
         if exc.allowed:
             text += f"  \nAllowed: {plain(exc.allowed)}"
         st.error(text, icon=":material/edit_note:")
     else:
-        st.error(plain(str(exc)), icon=":material/error:")
+        st.error(before + plain(str(exc)), icon=":material/error:")
+
+
+def job_heading(job: Job) -> None:
+    """Which request a result answers: its status, prompt, model, time and job id."""
+    status_badge(job.status)
+    st.text(job.prompt if len(job.prompt) <= 160 else job.prompt[:157] + "…")
+    st.caption(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M} UTC · {elapsed(job)} · job {job.id}")
+
+
+def job_progress(job: Job) -> None:
+    label = "Waiting for the provider" if job.status == JobStatus.QUEUED else f"{job.progress}%"
+    st.progress(job.progress / 100, text=label)
 
 
 def job_error(job: Job) -> None:

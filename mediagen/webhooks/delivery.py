@@ -3,8 +3,10 @@
 ``deliver_due`` (run by every worker after each tick) claims due deliveries with a lease
 (``db.leases``), POSTs them signed per Standard Webhooks (the `webhook-id` stays the same on every
 retry), and records each attempt. Only a 2xx counts; redirects are not followed; 410 Gone stops all
-deliveries to that URL; anything else is retried with exponential backoff and jitter until
-`MEDIAGEN_WEBHOOK_RETRY_WINDOW_S` has passed since the job ended.
+deliveries to that URL; a URL that can never be sent (refused by the outbound guard) fails at once;
+anything else, whatever one attempt raised, is that attempt's recorded outcome, retried with
+exponential backoff and jitter until `MEDIAGEN_WEBHOOK_RETRY_WINDOW_S` has passed since the job
+ended. One delivery never stalls or re-sends another of its batch.
 """
 
 from __future__ import annotations
@@ -56,7 +58,12 @@ def deliver_due(studio: Studio, worker_id: str, *, now: datetime | None = None) 
     signer = Webhook(secret.get_secret_value())
     with httpx.Client(timeout=studio.settings.webhook_timeout_s) as client:
         for delivery in claimed:
-            counts[_deliver(studio, client, signer, delivery, worker_id)] += 1
+            try:
+                counts[_deliver(studio, client, signer, delivery, worker_id)] += 1
+            except Exception:
+                # Recording the outcome failed (the database, most likely): the lease runs out and
+                # the delivery is claimed again; the rest of the batch goes on.
+                log.exception("webhook %s: could not record the attempt's outcome", delivery.id)
     return counts
 
 
@@ -76,9 +83,35 @@ def _claim(studio: Studio, worker_id: str, now: datetime) -> list[_Claimed]:
         return [_Claimed(d.id, d.url, d.job_id, d.event, d.attempts) for d in taken]
 
 
+@dataclass(frozen=True)
+class _Result:
+    """How one attempt ended, before it is recorded."""
+
+    status: DeliveryStatus
+    status_code: int | None = None
+    error: str | None = None
+
+
 def _deliver(
     studio: Studio, client: httpx.Client, signer: Webhook, claimed: _Claimed, worker_id: str
 ) -> AttemptOutcome:
+    started = time.monotonic()
+    try:
+        result = _attempt(studio, client, signer, claimed)
+    except RefusedURL as exc:
+        status = DeliveryStatus.PENDING if exc.transient else DeliveryStatus.FAILED
+        result = _Result(status, None, f"refused: {exc}"[:RESPONSE_EXCERPT])
+    except Exception as exc:
+        # Whatever one attempt raised (presigning the payload's URLs, the network, a bug) is that
+        # attempt's outcome: recorded, retried with backoff, and the batch goes on.
+        if not isinstance(exc, httpx.HTTPError):
+            log.warning("webhook %s: the attempt raised", claimed.id, exc_info=True)
+        result = _Result(DeliveryStatus.PENDING, None, f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT])
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    return _settle(studio, claimed, worker_id, result.status, result.status_code, result.error, elapsed_ms)
+
+
+def _attempt(studio: Studio, client: httpx.Client, signer: Webhook, claimed: _Claimed) -> _Result:
     with studio.db.read() as session:
         gone_before = session.scalar(
             select(WebhookDelivery.id).where(
@@ -89,24 +122,14 @@ def _deliver(
         body = json.dumps(payload(studio, job, claimed.event), separators=(",", ":")) if job else None
     if gone_before or body is None:
         reason = "the endpoint answered 410 Gone to an earlier delivery" if gone_before else "the job was deleted"
-        return _settle(studio, claimed, worker_id, DeliveryStatus.GONE, None, reason, 0)
-    status_code, error, started = None, None, time.monotonic()
-    try:
-        status_code = _post(client, studio.guard, signer, claimed, body)
-    except RefusedURL as exc:
-        return _settle(studio, claimed, worker_id, DeliveryStatus.FAILED, None, f"refused: {exc}", 0)
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT]
-    elapsed_ms = int((time.monotonic() - started) * 1000)
-    if status_code is not None and 200 <= status_code < 300:
-        return _settle(studio, claimed, worker_id, DeliveryStatus.DELIVERED, status_code, None, elapsed_ms)
+        return _Result(DeliveryStatus.GONE, None, reason)
+    status_code = _post(client, studio.guard, signer, claimed, body)
+    if 200 <= status_code < 300:
+        return _Result(DeliveryStatus.DELIVERED, status_code)
     if status_code == 410:
-        return _settle(
-            studio, claimed, worker_id, DeliveryStatus.GONE, 410, "410 Gone: no more deliveries to this URL", elapsed_ms
-        )
-    if status_code is not None:
-        error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
-    return _settle(studio, claimed, worker_id, DeliveryStatus.PENDING, status_code, error, elapsed_ms)
+        return _Result(DeliveryStatus.GONE, 410, "410 Gone: no more deliveries to this URL")
+    error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
+    return _Result(DeliveryStatus.PENDING, status_code, error)
 
 
 def _post(client: httpx.Client, guard: OutboundGuard, signer: Webhook, claimed: _Claimed, body: str) -> int:

@@ -17,23 +17,29 @@ from ..jobs.status import JobStatus
 from ..studio import Studio
 
 MAX_URL_CHARS = 2048
+URL_ALLOWED = (
+    f"an http or https URL with a host that resolves to public addresses, at most {MAX_URL_CHARS} characters, "
+    "without whitespace or control characters"
+)
 
 
 def check_webhook_url(studio: Studio, url: str | None) -> str | None:
-    """The URL a job may carry, or a clear ``InvalidInput`` naming the field."""
+    """The URL a job may carry, or a clear ``InvalidInput`` naming the field. Every way in (pages,
+    CLI, HTTP API, retries) submits through ``jobs.actions.validate``, which calls this; the check
+    is the one delivery makes before each attempt, so what passes here can be sent."""
     if url is None or not url.strip():
         return None
-    url = url.strip()
+    url = url.strip()  # blanks around a pasted URL; any inside it are refused below
     if studio.settings.webhook_secret is None:
         raise InvalidInput(
             "webhook_url", "webhooks are off on this server", "set MEDIAGEN_WEBHOOK_SECRET to turn them on"
         )
     if len(url) > MAX_URL_CHARS:
-        raise InvalidInput("webhook_url", f"is {len(url)} characters long", f"at most {MAX_URL_CHARS}")
+        raise InvalidInput("webhook_url", f"is {len(url)} characters long", URL_ALLOWED)
     try:
         studio.guard.check_url(url)
     except RefusedURL as exc:
-        raise InvalidInput("webhook_url", str(exc), "an http(s) URL of a public host") from None
+        raise InvalidInput("webhook_url", str(exc), URL_ALLOWED) from None
     return url
 
 

@@ -63,8 +63,8 @@ def run(studio: Studio, worker_id: str, *, claimed_jobs: bool) -> tuple[Counter[
     chore("retention", lambda: _retention(studio, worker_id))
     if claimed_jobs:  # a claimed job may be one whose worker was killed mid-download
         chore("spool", lambda: _sweep_spool(studio, worker_id))
-    if isinstance(studio.storage, LocalStorage):
-        chore("uploads", lambda: _sweep_uploads(studio, studio.storage, worker_id))
+    if isinstance(local := studio.storage, LocalStorage):
+        chore("uploads", lambda: _sweep_uploads(studio, local, worker_id))
     return done, errors[0] if errors else None
 
 

@@ -29,6 +29,9 @@ JOB_ID = "mediagen-worker"
 # A scheduled tick keeps polling jobs as they come due for this many poll intervals, then does
 # the housekeeping and beats; the next tick starts at once (the interval has passed).
 KEEP_POLLING_INTERVALS = 2
+# Polls that found jobs still queued or running at the provider are no news for the log: each
+# job's progress shows them.
+NO_NEWS = frozenset({StepOutcome.QUEUED, StepOutcome.RUNNING})
 
 
 @dataclass
@@ -81,7 +84,8 @@ class Worker:
                 stopping=self.stopping,
             )
             if report.steps:
-                log.info("worker tick: %s", {str(outcome): n for outcome, n in report.steps.items()})
+                level = logging.DEBUG if report.steps.keys() <= NO_NEWS else logging.INFO
+                log.log(level, "worker tick: %s", {str(outcome): n for outcome, n in report.steps.items()})
         except Exception as exc:
             log.exception("worker tick failed")
             report.error = f"{type(exc).__name__}: {exc}"

@@ -25,8 +25,8 @@ def server(tmp_path_factory) -> Iterator[AppServer]:
         yield running
 
 
-def _cli(server: AppServer, *args: str) -> dict:
-    done = subprocess.run(
+def _run_cli(server: AppServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "mediagen", *args],
         capture_output=True,
         text=True,
@@ -34,8 +34,28 @@ def _cli(server: AppServer, *args: str) -> dict:
         cwd=ROOT,
         timeout=120,
     )
+
+
+def _cli(server: AppServer, *args: str) -> dict:
+    done = _run_cli(server, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def test_media_urls_follow_the_port_the_app_serves(server) -> None:
+    """As after `make run PORT=…`: no MEDIAGEN_PUBLIC_BASE_URL and a port other than 8501. The app's
+    own URLs (API answers; the pages make theirs the same way) and the CLI's, which finds the running
+    app in the data dir, point at that port and load; in local mode they are plain."""
+    assert not server.base.endswith(":8501") and not server.env["MEDIAGEN_PUBLIC_BASE_URL"]
+    made = _run_cli(server, "image", "a harbour", "--size", "256x256")
+    assert made.returncode == 0 and made.stderr == "", made.stderr  # nothing to warn about
+    [from_cli] = json.loads(made.stdout)["assets"]
+    answer = httpx.post(f"{server.base}/api/images/generate", json={"prompt": "a quay", "size": "256x256"}, timeout=60)
+    from_app = answer.json()["data"][0]["url"]
+    for url in (from_cli["url"], from_cli["thumbnail_url"], from_app):
+        assert url.startswith(f"{server.base}/cdn/image/") and "?" not in url
+        assert httpx.get(url, timeout=10).status_code == 200
+    assert f"is served at {server.base}/cdn" in server.log_path.read_text()
 
 
 def test_asset_urls_are_served_with_range_support(server) -> None:

@@ -156,7 +156,7 @@ def test_an_image_answers_with_our_stored_copy(local, studio) -> None:
     answer = local.post("/api/images/generate", json={"prompt": "a sunset", "size": "256x256"}).json()
     assert set(answer) == {"created", "data", "model", "job_id"} and answer["model"] == "local-image"
     [image] = answer["data"]
-    assert image["url"].startswith(studio.settings.local_base_url + "/image/")
+    assert image["url"].startswith(studio.serving.media_base() + "/image/")
     inline = local.post(
         "/api/images/generate", json={"prompt": "a sunset", "size": "256x256", "response_format": "b64_json"}
     ).json()

@@ -14,6 +14,8 @@ from mediagen.jobs import actions, queries
 from mediagen.jobs.status import JobStatus
 from mediagen.library import deletion
 
+from ..support.markdown import shown
+
 ROLES = {"ana@example.com": "admin", "example.com": "creator", "@review.example.org": "reviewer"}
 AUTH = {
     "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
@@ -94,7 +96,7 @@ def test_each_role_sees_its_pages_and_is_refused_the_others(app, studio, role) -
     for page, title in PAGES.items():
         app.switch_page(page).run()
         assert not app.exception, (page, app.exception)
-        refusals = [w.value for w in app.warning if "not open to you" in w.value]
+        refusals = [shown(w.value)[0].strip() for w in app.warning if "not open to you" in w.value]
         if page in OPEN_TO[role]:
             assert refusals == [] and app.title[0].value == title, page
         else:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
+from sqlalchemy import exc as sa_exc
 
-from mediagen.db.engine import Database, masked_url
+from mediagen.db.engine import Database, explain, masked_url
 from mediagen.db.tables import Base, Job
 
 
@@ -121,3 +124,34 @@ def test_an_upgrade_from_empty_is_one_transaction(tmp_path) -> None:
     assert len(commits) == 1
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0008"
+
+
+def test_a_full_database_reads_as_one_sentence_naming_it(tmp_path) -> None:
+    """SQLITE_FULL, as a full disk gives it: here the file may not grow past the pages it has."""
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db.upgrade()
+    db.dispose()
+    event.listen(db.engine, "connect", lambda conn, _: conn.execute("PRAGMA max_page_count = 1"))
+    with pytest.raises(sa_exc.OperationalError) as full, db.write() as session:
+        session.add_all(
+            Job(kind="image", status="queued", provider="local", model="m", prompt="p" * 4000, params={})
+            for _ in range(50)
+        )
+    explained = explain(full.value, db.url)
+    assert explained is not None and explained.exit_code == 1 and explained.http_status == 503
+    assert str(explained) == (
+        f"the database {tmp_path / 'x.db'} cannot grow: the disk it is on is full; free some space and try again"
+    )
+    assert explain(sa_exc.IntegrityError("INSERT", {}, Exception("UNIQUE")), db.url) is None  # a bug, not the disk
+
+
+def test_upgrades_log_one_line_when_they_change_something_and_nothing_otherwise(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    assert db.upgrade("0007") == f"created the database {tmp_path / 'x.db'} at revision 0007"
+    assert db.upgrade() == f"upgraded the database {tmp_path / 'x.db'} from revision 0007 to 0008"
+    assert db.upgrade() is None and db.revision() == "0008"
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("mediagen.db.engine", f"created the database {tmp_path / 'x.db'} at revision 0007"),
+        ("mediagen.db.engine", f"upgraded the database {tmp_path / 'x.db'} from revision 0007 to 0008"),
+    ]

@@ -110,10 +110,27 @@ def test_cancel_queued_video_and_refuse_cancelling_twice(studio) -> None:
     canceled = actions.cancel_job(studio, job.id)
     assert canceled.status == JobStatus.CANCELED and canceled.attempt == job.attempt + 1
     assert canceled.finished_at is not None and canceled.error_message == "canceled by the user"
-    with pytest.raises(Conflict, match="already canceled"):
+    with pytest.raises(Conflict, match="has already been canceled"):
         actions.cancel_job(studio, job.id)
     with pytest.raises(NotFound):
         actions.cancel_job(studio, "missing")
+
+
+@pytest.mark.parametrize(
+    ("status", "ended"),
+    [
+        ("succeeded", "has already succeeded"),
+        ("failed", "has already failed"),
+        ("canceled", "has already been canceled"),
+        ("timed_out", "has already timed out"),
+    ],
+)
+def test_cancelling_an_ended_job_says_how_it_ended(studio, status, ended) -> None:
+    job = actions.submit_video(studio, "waves")
+    with studio.db.write() as session:
+        session.get(Job, job.id).status = status
+    with pytest.raises(Conflict, match=f"^job {job.id} {ended}; only queued or running jobs can be canceled$"):
+        actions.cancel_job(studio, job.id)
 
 
 def test_retry_makes_a_linked_job_with_the_same_parameters(studio) -> None:

@@ -1,18 +1,13 @@
-"""Stars, collections, deleting jobs with every stored object, and zip downloads: against a real
-SQLite database, the local storage folder, and S3 in moto's server over real HTTP."""
+"""Stars, collections and deleting jobs with every stored object: against a real SQLite database,
+the local storage folder, and S3 in moto's server over real HTTP (zip downloads: test_zips)."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import zipfile
-from collections.abc import Iterator
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from mediagen.api import links
 from mediagen.config import Settings
 from mediagen.db.tables import (
     Asset,
@@ -26,39 +21,16 @@ from mediagen.db.tables import (
 )
 from mediagen.errors import InvalidInput, NotFound
 from mediagen.jobs import actions, queries
-from mediagen.jobs.browse import JobFilters
-from mediagen.library import collections, deletion, retention, stars, zips
+from mediagen.library import collections, deletion, retention, stars
 from mediagen.media import derive
 from mediagen.studio import Studio
 from mediagen.worker import housekeeping as worker_housekeeping
 
 from ..conftest import housekeeping, stored_files
-from ..support.s3_server import AWS_ENV, client, moto_server, new_bucket
+from ..support.s3_server import AWS_ENV, client, new_bucket
 from .test_retention import _age
 
 SMALL = {"size": "256x256"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=["local", "s3"])
-def any_studio(request, tmp_path, monkeypatch) -> Iterator[Studio]:
-    if request.param == "local":
-        settings = Settings(data_dir=tmp_path / "data", public_base_url="http://127.0.0.1:9/cdn")
-    else:
-        for name, value in AWS_ENV.items():
-            monkeypatch.setenv(name, value)
-        endpoint = request.getfixturevalue("s3_endpoint")
-        settings = Settings(
-            data_dir=tmp_path / "data", storage="s3", s3_bucket=new_bucket(endpoint), s3_endpoint_url=endpoint
-        )
-    opened = Studio.open(settings)
-    yield opened
-    opened.close()
 
 
 def objects(studio: Studio) -> list[str]:
@@ -250,40 +222,6 @@ def test_the_system_page_shows_files_waiting_for_removal(app, studio) -> None:
     assert waiting.startswith("1 file") and "IsADirectoryError" in waiting  # (Markdown-escaped text)
 
 
-def test_zip_of_a_collection_streams_the_stored_files(any_studio) -> None:
-    studio = any_studio
-    image = actions.generate_image(studio, "zip me", params={**SMALL, "n": 2})
-    other = actions.generate_image(studio, "not in it", params=SMALL)
-    picks = collections.create_collection(studio, "local", "picks")
-    collections.add_to_collection(studio, "local", picks.id, [a.id for a in image.assets])
-
-    items = zips.assets_to_zip(studio, owner="local", collection_id=picks.id)
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(zips.zip_stream(studio, items))))
-    names = sorted(archive.namelist())
-    assert names == sorted(zips.zip_name(asset, job) for asset, job in items) and len(names) == 2
-    for asset, job in items:
-        with studio.storage.open(asset.key) as stored:
-            assert archive.read(zips.zip_name(asset, job)) == stored.read()
-        assert archive.getinfo(zips.zip_name(asset, job)).compress_type == zipfile.ZIP_STORED
-    by_jobs = zips.assets_to_zip(studio, owner="local", job_ids=[other.id, image.id])
-    assert len(by_jobs) == 3
-    by_filter = zips.assets_to_zip(studio, owner="local", filters=JobFilters(text="zip"))
-    assert [(asset.id, job.id) for asset, job in by_filter] == [(a.id, image.id) for a in image.assets]
-    with pytest.raises(NotFound):
-        zips.assets_to_zip(studio, owner="someone else", collection_id=picks.id)
-    with pytest.raises(InvalidInput, match="choose a collection or some jobs"):
-        zips.assets_to_zip(studio, owner="local")
-
-
-def test_a_zip_holds_at_most_so_many_files(studio, monkeypatch) -> None:
-    monkeypatch.setattr(zips, "MAX_ZIP_FILES", 2)
-    job = actions.generate_image(studio, "three", params={**SMALL, "n": 3})
-    with pytest.raises(InvalidInput) as refused:
-        zips.assets_to_zip(studio, owner="local", job_ids=[job.id])
-    assert refused.value.field == "selection" and "more than 2 files" in str(refused.value)
-    assert "at most 2 per zip" in str(refused.value)
-
-
 def test_retention_deletes_for_real_only_without_the_dry_run(studio) -> None:
     old = actions.generate_image(studio, "old", params=SMALL)
     starred = actions.generate_image(studio, "old but starred", params=SMALL)
@@ -318,51 +256,3 @@ def test_a_retention_backlog_is_worked_off_a_bounded_run_per_tick(studio, monkey
     studio.settings = studio.settings.model_copy(update={"retention_days": 30, "retention_dry_run": False})
     assert [housekeeping(studio)["retention_deleted"] for _ in range(4)] == [2, 2, 1, 0]
     assert _count(studio, Job) == 0 and stored_files(studio) == []
-
-
-@pytest.mark.e2e
-def test_the_zip_route_streams_what_a_signed_link_names(tmp_path) -> None:
-    from ..support.servers import app_server
-
-    key = "k" * 40
-    with app_server(tmp_path, link_secret=key) as server:
-        settings = Settings(data_dir=server.data_dir, public_base_url=server.base + "/cdn", link_secret=key)
-        studio = Studio.open(settings)
-        try:
-            job = actions.generate_image(studio, "over http", params={**SMALL, "n": 2})
-            picks = collections.create_collection(studio, "local", "picks")
-            collections.add_to_collection(studio, "local", picks.id, [a.id for a in job.assets])
-
-            def fetch(link: str) -> httpx.Response:
-                return httpx.get(server.base + link, timeout=30)
-
-            answer = fetch(links.zip_link(settings, "local", collection_id=picks.id, name="picks"))
-            assert answer.status_code == 200, answer.text
-            assert answer.headers["content-type"] == "application/zip"
-            assert answer.headers["content-disposition"] == "attachment; filename*=UTF-8''picks.zip"
-            assert int(answer.headers["content-length"]) == len(answer.content)
-            archive = zipfile.ZipFile(io.BytesIO(answer.content))
-            assert sorted(archive.namelist()) == sorted(zips.zip_name(a, job) for a in job.assets)
-            by_jobs = fetch(links.zip_link(settings, "local", job_ids=(job.id,), name="sel"))
-            assert len(zipfile.ZipFile(io.BytesIO(by_jobs.content)).namelist()) == 2
-            by_filter = fetch(links.zip_link(settings, "local", filters=JobFilters(text="http"), name="all"))
-            for asset in job.assets:
-                with studio.storage.open(asset.key) as stored:
-                    assert (
-                        zipfile.ZipFile(io.BytesIO(by_filter.content)).read(zips.zip_name(asset, job)) == stored.read()
-                    )
-            nothing = fetch(links.zip_link(settings, "local", filters=JobFilters(text="nowhere"), name="none"))
-            assert nothing.status_code == 404 and "holds no files" in nothing.text
-
-            # Someone else's collection, a link not signed with this key, a tampered one, none.
-            theirs = fetch(links.zip_link(settings, "bo@example.com", collection_id=picks.id, name="x"))
-            assert theirs.status_code == 404 and f"no collection with id {picks.id}" in theirs.text
-            forged = links.zip_link(
-                settings.model_copy(update={"link_secret": None}), "local", job_ids=(job.id,), name="x"
-            )
-            assert fetch(forged).status_code == 403
-            tampered = fetch(links.zip_link(settings, "local", job_ids=(job.id,), name="x")[:-2] + "xx")
-            assert tampered.status_code == 403 and "not valid" in tampered.text
-            assert httpx.get(f"{server.base}/library/zip", params={"collection": picks.id}).status_code == 403
-        finally:
-            studio.close()

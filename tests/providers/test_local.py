@@ -4,6 +4,7 @@ video task that goes through the same queued → running → succeeded life as a
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import time
@@ -140,13 +141,13 @@ def test_encode_stops_when_asked_and_leaves_no_output(tmp_path: Path) -> None:
     target = tmp_path / "clip.mp4"
     calls: list[int] = []
 
-    def stop_after_three(done: int) -> bool:
+    def stop_after_twenty(done: int) -> bool:  # by then the encoder has written to its file
         calls.append(done)
-        return done < 3
+        return done < 20
 
-    assert encode_mp4(target, "stopped", 0, 160, 96, FPS, on_frame=stop_after_three) is False
-    assert calls == [1, 2, 3]
-    assert not target.exists()
+    assert encode_mp4(target, "stopped", 0, 160, 96, FPS, on_frame=stop_after_twenty) is False
+    assert calls == list(range(1, 21))
+    assert list(tmp_path.iterdir()) == []  # nor its partial file
 
 
 # -- the async task lifecycle ------------------------------------------------------------
@@ -207,6 +208,64 @@ def test_cancel_stops_a_running_render(settings: Settings) -> None:
     assert not task_dir.exists()
     provider.drain(DEADLINE_S)
     assert not task_dir.exists()
+
+
+# Another process canceling (the CLI, a separate worker): it is not rendering the task, so it
+# removes the task's folder at once, under the encoder of the process that is.
+_CANCELING_PROCESS = """
+import sys
+from pathlib import Path
+from mediagen.config import Settings
+from mediagen.providers.local import MODELS, LocalProvider
+provider = LocalProvider(Settings(data_dir=Path(sys.argv[1]), public_base_url="http://127.0.0.1:9/cdn"))
+assert provider.cancel(next(m for m in MODELS if m.name == "local-video"), sys.argv[2])
+"""
+
+
+def _local_records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, bool]]:
+    return [(r.levelno, r.exc_info is not None) for r in caplog.records if r.name == "mediagen.providers.local"]
+
+
+def test_a_cancel_from_another_process_ends_the_render_quietly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The render stops at its next frame with one INFO line, no traceback, and no file left."""
+    caplog.set_level(logging.INFO, logger="mediagen.providers.local")
+    provider = LocalProvider(settings)
+    for attempt in range(3):  # the folder vanishes at a different point of the encode each time
+        submitted = provider.submit(VIDEO, f"a storm canceled elsewhere {attempt}", {"size": "854x480", "duration": 10})
+        _, running = _poll_until(provider, submitted.task_id, {TaskState.RUNNING, TaskState.SUCCEEDED})
+        assert running.state is TaskState.RUNNING, "the render finished before it could be canceled"
+        subprocess.run(
+            [sys.executable, "-c", _CANCELING_PROCESS, str(settings.data_dir), submitted.task_id],
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=DEADLINE_S,
+            check=True,
+        )
+        provider.drain(DEADLINE_S)
+        assert list(provider.tasks_dir.iterdir()) == []
+        assert _local_records(caplog) == [(logging.INFO, False)] * (attempt + 1), caplog.text
+
+
+def test_a_cancel_as_the_render_finishes_leaves_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cancel arriving after the last frame was checked, while the file is being finished: the
+    render (in this process, so the cancel left the task to it) must not keep the unwanted video."""
+    caplog.set_level(logging.INFO, logger="mediagen.providers.local")
+    provider = LocalProvider(settings)
+    submitted = provider.submit(VIDEO, "canceled at the last moment", {"size": "160x96", "duration": 1})
+
+    def encode_then_cancel(*args: object, **kwargs: object) -> bool:
+        finished = encode_mp4(*args, **kwargs)  # type: ignore[arg-type]
+        assert provider.cancel(VIDEO, submitted.task_id) is True
+        return finished
+
+    monkeypatch.setattr("mediagen.providers.local.encode_mp4", encode_then_cancel)
+    assert provider.poll(VIDEO, submitted.task_id).state is TaskState.QUEUED  # starts the render
+    provider.drain(DEADLINE_S)
+    assert list(provider.tasks_dir.iterdir()) == []
+    assert all(level == logging.INFO and not trace for level, trace in _local_records(caplog)), caplog.text
 
 
 # A worker that starts a render and dies: it polls until the render has reported progress, then

@@ -22,6 +22,8 @@ class AppServer:
     base: str
     env: dict[str, str]
     data_dir: Path
+    pid: int  # the server process, for what only the OS can tell (its open watches, its threads)
+    log_path: Path  # its stdout and stderr
 
 
 def free_port() -> int:
@@ -40,8 +42,9 @@ def app_server(
     env = {
         **os.environ,
         "MEDIAGEN_DATA_DIR": str(data_dir),
-        # Local media is served by the app itself; S3 media by presigned URLs unless a test sets a CDN.
-        "MEDIAGEN_PUBLIC_BASE_URL": f"{base}/cdn" if settings.get("storage", "local") == "local" else "",
+        # Unset, as after `make run`: local media URLs follow the port the app serves, and the CLI
+        # finds the running app; S3 media is presigned. A test may still pass public_base_url.
+        "MEDIAGEN_PUBLIC_BASE_URL": "",
         "MEDIAGEN_POLL_INTERVAL_S": "0.3",
         "PYTHONPATH": str(ROOT),
         # A developer's own ~/.streamlit/secrets.toml must not turn sign-in on in a test server.
@@ -54,7 +57,7 @@ def app_server(
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(base, proc, log_path)
-            yield AppServer(base, env, data_dir)
+            yield AppServer(base, env, data_dir, proc.pid, log_path)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -10,7 +10,10 @@ import csv
 import io
 import os
 import shutil
+import sqlite3
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -114,6 +117,8 @@ def test_prompts_show_literally(page) -> None:
 def test_gallery_shows_thumbnails_and_opens_details(page, shots) -> None:
     _open(page, "Gallery")
     page.wait_for_function(THUMBS_LOADED)
+    for label in ("Kind", "Created between", "Starred only"):  # every filter drawn, not its placeholder
+        page.get_by_text(label, exact=True).wait_for()
     page.screenshot(path=shots / "gallery.png")
     page.get_by_role("button", name="Details", exact=True).first.click()
     dialog = page.get_by_role("dialog")
@@ -191,3 +196,85 @@ def test_a_shared_link_opened_first_on_a_fresh_server_gets_the_whole_studio(tmp_
             assert not sidebar.get_by_text("task history", exact=True).count()  # no pages-directory names
         finally:
             page.close()
+
+
+def _jobs_once_settled(data_dir: Path, kind: str, at_least: int) -> int:
+    """How many ``kind`` jobs exist once the gesture's runs are over: at least ``at_least``,
+    images finished (a second run would have made its job meanwhile), and a quiet moment after."""
+    deadline = time.monotonic() + 60
+    while True:
+        with closing(sqlite3.connect(data_dir / "mediagen.db")) as db:
+            rows = db.execute("SELECT status FROM jobs WHERE kind = ?", (kind,)).fetchall()
+        busy = kind == "image" and any(status in ("queued", "running") for (status,) in rows)
+        if len(rows) >= at_least and not busy:
+            break
+        assert time.monotonic() < deadline, f"{len(rows)} {kind} job(s), still waiting for {at_least}"
+        time.sleep(0.2)
+    time.sleep(2.5)
+    with closing(sqlite3.connect(data_dir / "mediagen.db")) as db:
+        return db.execute("SELECT count(*) FROM jobs WHERE kind = ?", (kind,)).fetchone()[0]
+
+
+def _press_twice(page, button, *, gap_ms: int) -> None:
+    """What a person's hand does: two presses on the spot where the button is, ``gap_ms`` apart
+    (0: one double click). The second lands whatever the button shows by then."""
+    box = button.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    if gap_ms == 0:
+        page.mouse.dblclick(x, y)
+    else:
+        page.mouse.click(x, y)
+        page.wait_for_timeout(gap_ms)
+        page.mouse.click(x, y)
+
+
+@pytest.fixture(scope="module")
+def fresh_page(tmp_path_factory, browser):
+    """A tab on a server of its own: these tests count the jobs in its database."""
+    with app_server(tmp_path_factory.mktemp("fresh")) as fresh:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(fresh.base + "/")
+        page.get_by_role("heading", name="Image studio").wait_for()
+        yield page, fresh
+        page.close()
+
+
+def test_a_pasted_prompt_over_the_limit_is_kept_and_measured(fresh_page) -> None:
+    """Pasting more than the model takes keeps every character in the field, and Generate says
+    how long the prompt is and what the limit is (the browser used to refuse the paste silently)."""
+    from playwright.sync_api import expect
+
+    page, fresh = fresh_page
+    long_prompt = ", ".join(["a lighthouse on a cliff at dusk"] * 150)  # 4,948 characters; the model takes 4,000
+    prompt = page.get_by_label("Prompt")
+    prompt.click()
+    page.keyboard.insert_text(long_prompt)  # what a paste delivers
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("4,948 characters long").wait_for(timeout=20_000)
+    expect(page.get_by_text("at most 4,000").first).to_be_visible()
+    expect(prompt).to_have_value(long_prompt)
+    assert _jobs_once_settled(fresh.data_dir, "image", 0) == 0
+
+
+def test_a_double_click_on_generate_makes_one_job(fresh_page) -> None:
+    """A double click, or two quick clicks, on Generate makes one job in each studio (a paid
+    provider would bill twice otherwise), however fast the first run finished."""
+    from playwright.sync_api import expect
+
+    page, fresh = fresh_page
+    made = {"image": 0, "video": 0}
+    for kind, gap_ms in [("image", 400), ("image", 0), ("video", 400), ("video", 0)]:
+        if kind == "video" and not made["video"]:
+            _open(page, "Video studio")
+        text = f"{kind} pressed twice, {gap_ms} ms apart"
+        prompt = page.get_by_label("Prompt")
+        prompt.fill(text)
+        prompt.press("Control+Enter")  # commit the text, as leaving the field does
+        page.wait_for_timeout(500)
+        generate = page.get_by_role("button", name="Generate")
+        _press_twice(page, generate, gap_ms=gap_ms)
+        made[kind] += 1
+        assert _jobs_once_settled(fresh.data_dir, kind, made[kind]) == made[kind], (kind, gap_ms)
+        page.get_by_test_id("stText").get_by_text(text, exact=True).wait_for()  # the result, headed by its request
+        expect(generate).to_be_enabled()  # and the form is ready for the next one

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from oidc_provider_mock import User, run_server_in_thread
 
+from mediagen.auth.keys import create_key
 from mediagen.config import Settings
 from mediagen.jobs import actions
 from mediagen.studio import Studio
@@ -91,6 +94,7 @@ def test_an_anonymous_visitor_sees_only_the_sign_in(studio_server, visitor) -> N
     visitor.goto(studio_server.base + "/task_history")
     visitor.get_by_role("button", name="Sign in").wait_for()
     assert visitor.get_by_text("Finished jobs").count() == 0
+    assert visitor.get_by_text("Page not found").count() == 0  # a shared link asks to sign in, nothing more
 
 
 def test_a_reviewer_browses_the_gallery_but_not_task_history(studio_server, visitor) -> None:
@@ -112,6 +116,9 @@ def test_a_creator_cannot_act_on_another_creators_job(studio_server, visitor) ->
     assert _nav(visitor) == {"Image studio", "Video studio", "Gallery"}
     visitor.get_by_role("link", name="Gallery").click()
     card = visitor.locator(f".st-key-card-{theirs.id}")
+    # Media URLs are signed with sign-in on, and the browser shows them.
+    thumbnail = card.locator("img[src*='/cdn/'][src*='signature=']")
+    visitor.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=thumbnail.element_handle())
     card.get_by_role("button", name="Details").click()
     dialog = visitor.get_by_role("dialog")
     dialog.get_by_text("dee's lighthouse").wait_for()
@@ -153,3 +160,49 @@ def test_the_client_secrets_stay_out_of_the_log_and_the_database(studio_server) 
     database = Path(studio_server.data_dir) / "mediagen.db"
     for secret in (b"mediagen-test-secret", b"c" * 40):
         assert secret not in log.read_bytes() and secret not in database.read_bytes()
+
+
+def test_media_urls_are_signed_and_expire(studio_server) -> None:
+    """With sign-in on, /cdn serves only signed URLs until they expire, like presigned S3 URLs: the
+    app signs the URLs it answers with, the CLI and other processes sign theirs with the same key."""
+    base = studio_server.base
+    studio = _studio(studio_server)
+    try:
+        _info, key = create_key(studio, "ana@example.com", "media")
+    finally:
+        studio.close()
+    answer = httpx.post(
+        f"{base}/api/images/generate",
+        json={"prompt": "a signed harbour", "size": "256x256"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["data"][0]["url"]
+    plain, _, query = url.partition("?")
+    assert plain.startswith(f"{base}/cdn/image/") and "expires=" in query and "signature=" in query
+    whole = httpx.get(url, timeout=10)
+    assert whole.status_code == 200 and whole.content[:8] == b"\x89PNG\r\n\x1a\n"
+    part = httpx.get(url, headers={"Range": "bytes=100-199"}, timeout=10)
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+
+    def refused(link: str) -> str:
+        answer = httpx.get(link, timeout=10)
+        assert answer.status_code == 403
+        return answer.text
+
+    assert refused(plain) == "this media link is not signed (sign-in is on); open it from the studio"
+    assert "not valid" in refused(url[:-3] + "xyz")
+    assert "not valid" in refused(plain.replace(".png", ".thumb.webp") + "?" + query)  # another file
+    assert "not signed" in refused(f"{base}/cdn/image/")
+
+    # Another process (the CLI's way): it finds the running app and its sign-in in the data dir.
+    short = Studio.open(Settings(data_dir=studio_server.data_dir, presign_ttl_s=1))
+    try:
+        job = actions.generate_image(short, "short-lived", params={"size": "256x256"}, owner="ana@example.com")
+        brief = short.storage.url(job.assets[0].key)
+    finally:
+        short.close()
+    assert brief.startswith(f"{base}/cdn/image/") and httpx.get(brief, timeout=10).status_code == 200
+    time.sleep(2.1)  # past its one-second lifetime
+    assert "expired" in refused(brief)

@@ -8,13 +8,16 @@ import http.server
 import itertools
 import json
 import os
+import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,10 @@ from ..support.servers import free_port
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"size": "160x96", "duration": 1}
+URL_ALLOWED = (
+    "an http or https URL with a host that resolves to public addresses, at most 2048 characters, "
+    "without whitespace or control characters"
+)
 
 
 class Receiver:
@@ -260,3 +267,246 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
         ceiling = 5.0 * 2 ** (attempts - 1)
         assert all(ceiling / 2 <= backoff_s(5.0, attempts) <= ceiling for _ in range(50))
     assert backoff_s(5.0, 40) <= 3600
+
+
+# -- URLs that cannot be sent, attempts that raise, a receiver that resets -----------------------
+@pytest.mark.parametrize(
+    ("tail", "phrase"),
+    [
+        ("/hooks\nX-Injected: 1", "a control character (U+000A) at position"),
+        ("/hooks\r\nX-Injected: 1", "a control character (U+000D) at position"),
+        ("/a\tb", "a control character (U+0009) at position"),
+        ("/a\x00b", "a control character (U+0000) at position"),
+        ("/a\x7fb", "a control character (U+007F) at position"),
+        ("/a b", "whitespace (U+0020) at position"),
+        ("/a\u00a0b", "whitespace (U+00A0) at position"),
+        ("/\u202egpj.exe", "an invisible formatting character (U+202E) at position"),
+    ],
+)
+def test_webhook_urls_with_control_characters_or_whitespace_are_refused_at_submit(hooked, tail, phrase) -> None:
+    """The host is allowed (loopback is on the test's allow list), so only the characters are wrong."""
+    with pytest.raises(InvalidInput, match=re.escape(phrase)) as refused:
+        actions.submit_video(hooked, "x", model="local-video", params=SMALL, webhook_url="http://127.0.0.1:9" + tail)
+    assert refused.value.field == "webhook_url"
+    assert refused.value.allowed == URL_ALLOWED
+    with hooked.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("http://[::1/hook", "is not a valid URL"),
+        ("127.0.0.1:9/hook", "only http and https URLs are allowed"),
+        ("http://:9/hook", "the URL has no host"),
+        ("http://0177.0.0.1/hook", "a loopback address"),
+        ("http://127.0.0.1:9\u200b/hook", "an invisible formatting character (U+200B) at position 19"),
+    ],
+)
+def test_webhook_urls_that_are_not_urls_are_refused_at_submit(hooked, url, phrase) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(phrase)) as refused:
+        actions.submit_video(hooked, "x", model="local-video", params=SMALL, webhook_url=url)
+    assert refused.value.field == "webhook_url" and refused.value.allowed == URL_ALLOWED
+
+
+def test_leading_and_trailing_blanks_of_a_pasted_webhook_url_are_dropped(hooked, receiver) -> None:
+    job = actions.submit_video(hooked, "x", model="local-video", params=SMALL, webhook_url=f" \t{receiver.url}\n")
+    assert job.webhook_url == receiver.url
+
+
+def test_the_http_api_refuses_a_webhook_url_with_a_control_character(hooked) -> None:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from mediagen import server
+    from mediagen.api import apps
+
+    server.use(hooked)
+    try:
+        client = TestClient(Starlette(routes=apps.build(lambda: False)), client=("127.0.0.1", 40000))
+        body = {"prompt": "waves", "model": "local-video", "duration": 1, "size": "160x96"}
+        answer = client.post("/api/videos/generate", json={**body, "webhook_url": "http://127.0.0.1:9/a\tb"})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["param"], error["code"]) == ("webhook_url", "invalid_input")
+        assert "a control character (U+0009) at position 21" in error["message"]
+        assert "http or https" in error["message"]
+    finally:
+        server.use(None)
+    with hooked.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_the_video_studio_page_refuses_a_webhook_url_with_a_control_character(hooked) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from mediagen import server
+
+    server.use(hooked)
+    try:
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        app.run()
+        app.switch_page("pages/video_studio.py").run()
+        app.text_area(key="video-prompt").input("slow waves")
+        app.text_input(key="video-webhook").input("http://127.0.0.1:9/a\x00b")
+        app.button(key="video-generate").click().run()
+        assert not app.exception, app.exception
+        # The page escapes Markdown in what it shows (a user's text is shown as text); compare
+        # what the reader sees.
+        [shown] = [re.sub(r"\\(.)", r"\1", e.value) for e in app.error]
+        assert "webhook" in shown and "U+0000" in shown and "http or https" in shown
+    finally:
+        server.use(None)
+    with hooked.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_cli_refuses_a_webhook_url_with_a_control_character(tmp_path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MEDIAGEN_DATA_DIR": str(tmp_path / "cli"),
+        "MEDIAGEN_WEBHOOK_SECRET": SECRET,
+        "MEDIAGEN_OUTBOUND_ALLOW": '["127.0.0.1/32"]',
+    }
+    command = [sys.executable, "-m", "mediagen", "video", "waves", "--duration", "1", "--size", "160x96"]
+    command += ["--webhook-url", "http://127.0.0.1:9/a\tb"]
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert "webhook_url: contains a control character (U+0009) at position 21" in refused.stderr
+    assert refused.stdout == ""
+
+
+def _make_due_first(studio: Studio, delivery_id: str) -> None:
+    """Put the delivery at the head of the next batch (the batch is ordered by due time)."""
+    with studio.db.write() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(next_attempt_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+
+
+def _delivery_of(studio: Studio, job_id: str) -> WebhookDelivery:
+    with studio.db.read() as session:
+        return session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)).one()
+
+
+def test_an_outbox_row_whose_url_cannot_be_sent_fails_with_its_reason_and_the_batch_goes_on(hooked, receiver) -> None:
+    """A row written before URLs were checked at submit: failed for good, at once, saying why; the
+    delivery after it in the same batch is still sent."""
+    stuck, fine = (_finished_video(hooked, receiver.url) for _ in range(2))
+    bad_url = receiver.url + "\x00x"
+    with hooked.db.write() as session:
+        session.execute(update(Job).where(Job.id == stuck.id).values(webhook_url=bad_url))
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.job_id == stuck.id).values(url=bad_url))
+    _make_due_first(hooked, _delivery_of(hooked, stuck.id).id)
+
+    assert deliver_due(hooked, "w") == {"failed": 1, "delivered": 1}
+    failed = _delivery_of(hooked, stuck.id)
+    assert (failed.status, failed.attempts, failed.next_attempt_at) == ("failed", 1, None)
+    assert "a control character (U+0000)" in (failed.last_error or "")
+    assert _delivery_of(hooked, fine.id).status == "delivered"
+    assert [m["data"]["id"] for m in receiver.verified()] == [fine.id]
+    assert deliver_due(hooked, "w") == {}  # never tried again
+
+
+def test_a_host_that_does_not_resolve_now_is_retried_not_failed_for_good(hooked, receiver) -> None:
+    """DNS may answer later (an outage, a name not yet published): that attempt's outcome, retried."""
+    job = _finished_video(hooked, receiver.url)
+    with hooked.db.write() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.job_id == job.id)
+            .values(url="http://no-such-host.invalid/hooks")
+        )
+    assert deliver_due(hooked, "w") == {"retrying": 1}
+    waiting = _delivery_of(hooked, job.id)
+    assert (waiting.status, waiting.attempts, waiting.lease_owner) == ("pending", 1, None)
+    assert "the host no-such-host.invalid does not resolve" in (waiting.last_error or "")
+
+
+def test_an_attempt_that_raises_is_that_attempts_failure_retried_then_given_up(hooked, receiver, monkeypatch) -> None:
+    """Anything one attempt raises (here S3 presigning the payload's asset URLs without credentials)
+    is recorded on that delivery with backoff; the rest of the batch is sent in the same run."""
+    from botocore.exceptions import NoCredentialsError
+
+    broken, fine = (_finished_video(hooked, receiver.url) for _ in range(2))
+    broken_keys = {a.key for a in broken.assets} | {a.thumbnail_key for a in broken.assets}
+    real_url = hooked.storage.url
+
+    def url(key: str) -> str:
+        if key in broken_keys:
+            raise NoCredentialsError()
+        return real_url(key)
+
+    monkeypatch.setattr(hooked.storage, "url", url)
+    _make_due_first(hooked, _delivery_of(hooked, broken.id).id)
+
+    assert deliver_due(hooked, "w") == {"retrying": 1, "delivered": 1}
+    waiting = _delivery_of(hooked, broken.id)
+    assert (waiting.status, waiting.attempts, waiting.lease_owner) == ("pending", 1, None)
+    assert waiting.last_error == "NoCredentialsError: Unable to locate credentials"
+    assert waiting.next_attempt_at is not None and waiting.next_attempt_at > waiting.created_at  # backoff
+    [attempt] = _attempts(hooked, waiting.id)
+    assert (attempt.status_code, attempt.error) == (None, "NoCredentialsError: Unable to locate credentials")
+    assert [m["data"]["id"] for m in receiver.verified()] == [fine.id]
+
+    with hooked.db.write() as session:  # the job ended two days ago: the retry window is over
+        session.execute(
+            update(Job).where(Job.id == broken.id).values(finished_at=broken.finished_at - timedelta(days=2))
+        )
+    _make_due_first(hooked, waiting.id)
+    assert deliver_due(hooked, "w") == {"failed": 1}
+    given_up = _delivery_of(hooked, broken.id)
+    assert given_up.status == "failed" and given_up.next_attempt_at is None
+    assert given_up.last_error == "NoCredentialsError: Unable to locate credentials; gave up after 2 attempts"
+
+
+class ResettingReceiver:
+    """A raw socket endpoint that reads each request, answers `HTTP/1.1 200` and then closes with
+    RST (SO_LINGER 0) instead of a FIN: the answer arrives, then the connection breaks."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/resetting"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed by the fixture
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.fixture
+def resetting() -> Iterator[ResettingReceiver]:
+    running = ResettingReceiver()
+    yield running
+    running.sock.close()
+
+
+def test_a_receiver_that_resets_right_after_its_200_is_delivered_once(hooked, resetting) -> None:
+    _finished_video(hooked, resetting.url)
+    [delivery] = _deliver_until_settled(hooked)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
+    assert len(resetting.requests) == 1
+    assert deliver_due(hooked, "w") == {}  # not sent again
+    assert len(resetting.requests) == 1

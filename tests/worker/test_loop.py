@@ -54,12 +54,14 @@ def test_a_background_worker_finishes_a_local_video(studio) -> None:
 def test_a_busy_worker_ticks_back_to_back_quietly_and_stops_on_request(scripted, caplog) -> None:
     """While a job is in flight the worker's run outlives its interval: each poll comes one
     interval after the last, APScheduler's skipped overlapping runs are not logged as warnings,
-    and stopping the scheduler ends the run (it used to be able to deadlock in shutdown)."""
+    nor are polls that found the job still running (the job's progress shows them), and
+    stopping the scheduler ends the run (it used to be able to deadlock in shutdown)."""
     studio, provider = scripted
     studio.settings = studio.settings.model_copy(update={"poll_interval_s": 0.2})
     provider.script.append(PollResult(TaskState.RUNNING, 30))
     job = actions.submit_video(studio, "a long clip", model="scripted-video")
     caplog.set_level(logging.INFO, logger="apscheduler")
+    caplog.set_level(logging.INFO, logger="mediagen.worker.loop")
     running = Worker(studio)
     running.start()
     try:
@@ -71,4 +73,6 @@ def test_a_busy_worker_ticks_back_to_back_quietly_and_stops_on_request(scripted,
     assert len(provider.polls) >= 5 and set(provider.polls) == {"task-1"}
     assert queries.get_job(studio, job.id).status == JobStatus.RUNNING
     assert not [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    ticks = [r.getMessage() for r in caplog.records if r.name == loop.__name__ and r.levelno >= logging.INFO]
+    assert ticks and all("'submitted': 1" in tick for tick in ticks), ticks  # the news: it went to the provider
     assert _beat(studio, running.worker_id).stopped_at is not None
