@@ -8,7 +8,7 @@ STAMP := $(VENV)/.install-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: install browser run dev worker test lint typecheck screenshots clean
+.PHONY: install browser postgres run dev worker test lint typecheck screenshots clean
 
 install: $(STAMP)
 
@@ -45,7 +45,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck browser
+# The database tests run on SQLite and on a throwaway PostgreSQL cluster the tests start themselves
+# (as the postgres user when run as root); they need Debian's server binaries.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+		echo "installing Debian's postgresql for the database tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: lint typecheck browser postgres
 	$(BIN)/pytest
 
 screenshots: install browser

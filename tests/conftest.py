@@ -13,6 +13,7 @@ import pytest
 
 from mediagen import server
 from mediagen.config import Settings
+from mediagen.db.engine import Database
 from mediagen.errors import ProviderError
 from mediagen.jobs import actions, queries
 from mediagen.jobs.status import JobStatus
@@ -24,6 +25,7 @@ from mediagen.worker.loop import Worker
 from mediagen.worker.sweep import tick
 
 from .support.fakes import ScriptedProvider, scripted_entry
+from .support.postgres import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,10 +39,42 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the whole test session."""
+    with Cluster.running() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres: Cluster) -> str:
+    """A database at the newest revision: each test's database is a copy of it (a file copy on
+    the server, much faster than running the migrations again)."""
+    name = postgres.create_database()
+    database = Database(postgres.url(name))
+    database.upgrade()
+    database.dispose()
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database a test's studio uses: the data dir's SQLite file (None), or a fresh database
+    of its own on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield None
+        return
+    cluster: Cluster = request.getfixturevalue("postgres")
+    name = cluster.create_database(template=request.getfixturevalue("migrated_template"))
+    yield cluster.url(name)
+    cluster.drop_database(name)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         public_base_url="http://127.0.0.1:9/cdn",
         poll_interval_s=0.05,
         outbound_allow=["127.0.0.1/32"],  # the loopback fakes stand in for public hosts
