@@ -210,6 +210,10 @@ def rebuild(connection: Connection) -> int:
         .outerjoin(per_asset, per_asset.c.job_id == Job.id)
         .where(Job.status.in_([s.value for s in FINAL_STATUSES]), Job.finished_at.is_not(None))
     )
+    if connection.dialect.name == "postgresql":
+        # Right after a bulk load or a restore PostgreSQL has no statistics yet and joins the two
+        # tables by a nested loop: 13 minutes at 100k jobs instead of 6 seconds.
+        connection.exec_driver_sql("ANALYZE jobs, assets")
     lines: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     buckets: Counter[tuple[Any, ...]] = Counter()
     for row in connection.execute(query.execution_options(yield_per=5000)):

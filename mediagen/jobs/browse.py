@@ -2,30 +2,30 @@
 
 Pages are keyset-paginated over (created_at, id), so a deep page costs what the first one does:
 the query only ever reads one page of rows, along an index that ends in that order (one per
-filter column). Prompt search uses SQLite's FTS5 index of prompts where the database has it
-(words and word prefixes, any order) and falls back to a substring match elsewhere.
+filter column). Prompt search reads the database's full-text index of prompts where it has one
+(SQLite's FTS5 table, migration 0005; PostgreSQL's tsvector column with a GIN index, migration
+0009): every typed word as a word prefix, in any order, accents and case aside. Elsewhere it falls
+back to a substring match.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, Select, exists, func, literal_column, select, text, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, exists, func, literal, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from ..db.engine import Database
 from ..db.tables import Asset, CollectionAsset, Favourite, Job
 from ..errors import InvalidInput
 from ..studio import Studio
+from .prompt_search import PromptHasWords, PromptHasWordsInWindow, has_full_text, search_words
 from .status import JobKind, JobStatus
 
 PAGE_SIZES = (12, 24, 48, 96)
-MAX_SEARCH_WORDS = 16
 Q = TypeVar("Q", bound=Select)  # type: ignore[type-arg]
 
 
@@ -63,10 +63,10 @@ class JobFilters:
         days = {name: date.fromisoformat(data[name]) for name in ("since", "until") if data.get(name)}
         return cls(**{**data, **days})
 
-    def apply(self, query: Q, *, full_text: bool = False, rowids: tuple[int, int] | None = None) -> Q:
+    def apply(self, query: Q, *, full_text: bool = False, window: _Window | None = None) -> Q:
         """Add these filters to ``query`` (over ``Job``); ``full_text`` searches prompts through
-        the FTS5 index (see ``has_full_text``) instead of a substring scan, only among the rows
-        whose rowid lies in ``rowids`` (inclusive) when given."""
+        the database's full-text index (see ``has_full_text``) instead of a substring scan, only
+        among the jobs of ``window`` when given (see ``page_of_jobs``)."""
         if self.kinds:
             query = query.where(Job.kind.in_(list(self.kinds)))
         if self.statuses:
@@ -78,15 +78,11 @@ class JobFilters:
         if self.until:
             query = query.where(Job.created_at < datetime.combine(self.until + timedelta(days=1), time.min, UTC))
         if self.text.strip():
-            match = fts_query(self.text) if full_text else None
-            if match:
-                if rowids is None:
-                    matching = text("SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH :match").bindparams(match=match)
-                else:
-                    matching = text(
-                        "SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH :match AND rowid BETWEEN :low AND :high"
-                    ).bindparams(match=match, low=rowids[0], high=rowids[1])
-                query = query.where(literal_column("jobs.rowid").in_(matching))
+            words = search_words(self.text) if full_text else []
+            if words and window:
+                query = query.where(window.created, PromptHasWordsInWindow(words, window.rowids))
+            elif words:
+                query = query.where(PromptHasWords(words))
             else:
                 needle = self.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 query = query.where(Job.prompt.ilike(f"%{needle}%", escape="\\"))
@@ -101,26 +97,6 @@ class JobFilters:
                 exists(grouped.where(Asset.job_id == Job.id, CollectionAsset.collection_id == self.collection_id))
             )
         return query
-
-
-def fts_query(typed: str) -> str | None:
-    """An FTS5 query for what a person typed: every word, as a prefix, in any order. Only word
-    characters reach the query, so nothing typed can be FTS5 syntax."""
-    words = re.findall(r"[^\W_]+", typed)[:MAX_SEARCH_WORDS]
-    return " ".join(f'"{word}"*' for word in words) or None
-
-
-def has_full_text(db: Database) -> bool:
-    """Whether this database has the FTS5 prompt index (SQLite with FTS5; migration 0005)."""
-    known = getattr(db, "_has_full_text", None)
-    if known is None:
-        known = False
-        if db.is_sqlite:
-            with db.read() as session:
-                found = session.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'jobs_fts'")).first()
-            known = found is not None
-        db._has_full_text = known  # type: ignore[attr-defined]
-    return known
 
 
 def _check_choices(field: str, given: Sequence[str], allowed: list[str]) -> None:
@@ -171,41 +147,58 @@ def seek(query: Q, after: str | None, *, newest_first: bool = True) -> Q:
     return query.where(*_beyond(after, newest_first)).order_by(*_page_order(newest_first))
 
 
-# A full-text page looks among this many of the next jobs in page order first, then among eight
-# times as many, and so on: see ``_window``.
+# A full-text page looks among this many of the next jobs in page order first: see ``_window``.
 SEARCH_WINDOW = 2000
+_CREATED = Job.created_at.type
+_EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class _Window:
     rows: int
-    created: tuple[datetime, datetime]  # inclusive
-    rowids: tuple[int, int]  # inclusive; every job created in the window has its rowid in here
+    created: ColumnElement[bool]  # the window's far edge; the page's cursor is its near one
+    rowids: tuple[int, int] | None  # SQLite: every job created in the window has its rowid in here
 
 
-def _window(session: Session, after: str | None, newest_first: bool, rows: int) -> _Window | None:
-    """The next ``rows`` jobs in page order, as a span of creation times and the span of rowids
-    that covers every job created within it; None when fewer jobs are left (search them all).
+def _window(session: Session, after: str | None, newest_first: bool, rows: int, *, rowids: bool) -> _Window | None:
+    """The next ``rows`` jobs in page order, as the creation time of the last of them and (with
+    ``rowids``) the span of rowids that covers every job created in the window; None when fewer
+    jobs are left (search them all).
 
-    Why: the FTS index gives every match at once, so a common word made a search page cost in
-    proportion to the whole library. Jobs are inserted as they are created, so their rowids follow
-    creation order and a rowid span lets FTS5 read only the window's part of each word's list.
-    (When rowids do not follow creation order, the span is just wider: the result is the same.)
+    Why: a full-text index gives every match at once, so a common word made a search page cost
+    in proportion to the whole library, where a page of it is found among its next few dozen
+    jobs. On SQLite, jobs are inserted as they are created, so their rowids follow creation order
+    and a rowid span lets FTS5 read only the window's part of each word's list. (When rowids do
+    not follow creation order, the span is just wider: the result is the same.) On PostgreSQL
+    (no ``rowids``) the window's jobs are read in page order and their words checked one by one;
+    its edge is found by the search's own statement, a round trip fewer (with fewer jobs left
+    than ``rows``, the window holds them all).
     """
     beyond = _beyond(after, newest_first)
-    edge = session.scalar(
-        select(Job.created_at).where(*beyond).order_by(*_page_order(newest_first)).offset(rows - 1).limit(1)
-    )
-    if edge is None:
+    edge_of = select(Job.created_at).where(*beyond).order_by(*_page_order(newest_first)).offset(rows - 1).limit(1)
+    if not rowids:
+        edge = func.coalesce(edge_of.scalar_subquery(), literal(_EARLIEST if newest_first else _LATEST, _CREATED))
+        return _Window(rows, Job.created_at >= edge if newest_first else Job.created_at <= edge, None)
+    found = session.scalar(edge_of)
+    if found is None:
         return None
-    within = Job.created_at >= edge if newest_first else Job.created_at <= edge
+    within = Job.created_at >= found if newest_first else Job.created_at <= found
     rowid = literal_column("jobs.rowid", Integer)
-    low, high, first, last = session.execute(
-        select(func.min(rowid), func.max(rowid), func.min(Job.created_at), func.max(Job.created_at)).where(
-            within, *beyond
-        )
-    ).one()
-    return _Window(rows, (first, last), (low, high))
+    low, high = session.execute(select(func.min(rowid), func.max(rowid)).where(within, *beyond)).one()
+    return _Window(rows, within, (low, high))
+
+
+def _matches_first(query: Select[Any], after: str | None, newest_first: bool, limit: int) -> Select[Any]:
+    """PostgreSQL: ``query``'s page (a search over every job) taken from all its matches, found
+    through the GIN index first. Asked plainly, the planner guesses how common the words are
+    (with few distinct common words in the statistics it guesses 2 % for every prefix) and, when
+    it guesses common, walks the jobs in page order checking each: for a rare or mistyped word
+    that reads the whole library. MATERIALIZED keeps the matches a step of their own."""
+    matches = query.with_only_columns(Job.id, Job.created_at).where(*_beyond(after, newest_first))
+    found = matches.cte("matches").prefix_with("MATERIALIZED")
+    order = (found.c.created_at, found.c.id)
+    first = select(found.c.id).order_by(*(c.desc() if newest_first else c.asc() for c in order)).limit(limit + 1)
+    return select(Job).where(Job.id.in_(first))
 
 
 def page_of_jobs(
@@ -216,22 +209,28 @@ def page_of_jobs(
     limit: int = 24,
     newest_first: bool = True,
 ) -> JobPage:
+    """A page of jobs matching ``filters``. A full-text search looks among the next
+    ``SEARCH_WINDOW`` jobs first (``_window``), which fills the page of a common word; for rarer
+    words SQLite looks among eight times as many and so on, as FTS5 reads only a window's part
+    of each word's list, while PostgreSQL goes straight to all of them through the GIN index
+    (``_matches_first``), which costs what the rare word's matches do."""
     if not 1 <= limit <= 200:
         raise InvalidInput("page size", f"{limit} is out of range", "1–200")
     filters.validate()
-    full_text = has_full_text(studio.db) and fts_query(filters.text) is not None
+    full_text = has_full_text(studio.db) and bool(search_words(filters.text))
+    sqlite = studio.db.is_sqlite
     with studio.db.read() as session:
         window = SEARCH_WINDOW if full_text else None
         while True:
-            bounds = _window(session, after, newest_first, window) if window else None
-            query = filters.apply(select(Job), full_text=full_text, rowids=bounds.rowids if bounds else None)
-            if bounds:
-                query = query.where(Job.created_at.between(*bounds.created))
+            bounds = _window(session, after, newest_first, window, rowids=sqlite) if window else None
+            query = filters.apply(select(Job), full_text=full_text, window=bounds)
+            if full_text and bounds is None and not sqlite:
+                query = _matches_first(query, after, newest_first, limit)
             query = seek(query.options(selectinload(Job.assets)), after, newest_first=newest_first)
             rows = list(session.scalars(query.limit(limit + 1)))
             if bounds is None or len(rows) > limit:
                 break
-            window = bounds.rows * 8
+            window = bounds.rows * 8 if sqlite else None
     more = len(rows) > limit
     rows = rows[:limit]
     return JobPage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)

@@ -157,8 +157,9 @@ def test_percentiles_from_the_histogram_stay_within_one_bucket_of_the_exact_ones
     assert rollup.percentile(beyond, 0.5) == rollup.BUCKET_BOUNDS[-1]
 
 
-def test_concurrent_endings_on_one_line_all_count(tmp_path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", public_base_url="http://127.0.0.1:9/cdn")
+def test_concurrent_endings_on_one_line_all_count(settings) -> None:
+    """Upserts adding to one line from many transactions at once (SQLite: one writer at a time;
+    PostgreSQL: INSERT ... ON CONFLICT DO UPDATE racing for the same new row)."""
     db = Database(settings.resolved_database_url)
     db.upgrade()
     now = datetime.now(UTC)
@@ -167,14 +168,17 @@ def test_concurrent_endings_on_one_line_all_count(tmp_path) -> None:
             session.add(
                 Job(id=f"j{index}", kind="video", status="running", provider="local", model="m", prompt="p", params={})
             )
+    start = threading.Barrier(8)
 
-    def end(index: int) -> None:
-        with db.write() as session:
-            job = session.get(Job, f"j{index}")
-            job.status, job.finished_at = JobStatus.SUCCEEDED, now
-            rollup.count_finished(session, job)
+    def end(first: int) -> None:
+        start.wait()
+        for index in range(first, 40, 8):
+            with db.write() as session:
+                job = session.get(Job, f"j{index}")
+                job.status, job.finished_at = JobStatus.SUCCEEDED, now
+                rollup.count_finished(session, job)
 
-    threads = [threading.Thread(target=end, args=(i,)) for i in range(40)]
+    threads = [threading.Thread(target=end, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

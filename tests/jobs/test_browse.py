@@ -1,18 +1,25 @@
-"""Gallery queries and history frames against a real SQLite database."""
+"""Gallery queries and history frames against real SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, select, update
+from alembic import command
+from sqlalchemy import delete, insert, inspect, select, text, update
 
 from mediagen.admin import history
+from mediagen.config import Settings
+from mediagen.db.engine import Database, alembic_config
 from mediagen.db.tables import Collection, CollectionAsset, Favourite, Job
 from mediagen.errors import InvalidInput
 from mediagen.jobs import actions, browse
+from mediagen.studio import Studio
+
+from ..conftest import fresh_database
 
 
 def _age(studio, job_id: str, days: int) -> None:
@@ -158,3 +165,210 @@ def test_full_text_pages_searched_window_by_window_match_the_whole_index(studio,
                 break
         assert seen == expected, typed
         assert len(expected) == {"fox": 14, "dawn fox": 7, "cran": 26, "nothing": 0}[typed]
+
+
+# Prompts with what full-text search must get right: accents and case, compound words (e-mail,
+# URL, version, hyphen, underscore, apostrophe), non-Latin scripts, and query syntax of both
+# databases inside the prompts themselves.
+PROMPTS = [
+    "A quick brown fox jumps over the lazy dog",
+    "Crane over the harbour at dawn",
+    "Café crème brûlée, close-up",
+    "CAFÉ sign in neon, rainy night",
+    "naïve art: Ñandú in the Pampas",
+    "e-mail ana@example.com on a postcard",
+    "https://example.org/a/b.png as a poster",
+    "release party for v2.0.1",
+    "don't stop — keep going",
+    "foo_bar snake case",
+    "ΣΟΦΊΑ in Greek letters; Привет, мир",
+    "東京タワー at night",
+    "straße in Berlin, Łódź old town",
+    "Việt Nam rice fields",
+    'quoted "words" OR NEAR(fox crane) AND * stars',
+    "100% cotton fox",
+    "İstanbul at dawn",
+    "fox:* & crane | !dawn",
+    "हिन्दी कविता",
+]
+# Every query both databases must answer alike, with the jobs it must find (as indexes into
+# PROMPTS), so that both being wrong the same way fails too.
+SEARCHES = {
+    "fox": [0, 14, 15, 17],
+    "FOX": [0, 14, 15, 17],
+    "fo": [0, 7, 9, 14, 15, 17],
+    "brown fox": [0],
+    "fox brown": [0],
+    "jumps QUICK": [0],
+    "harb DAWN": [1],
+    "dawn": [1, 16, 17],
+    "cafe": [2, 3],
+    "CAFÉ": [2, 3],
+    "creme brulee": [2],
+    "brûl crè": [2],
+    "close up": [2],
+    "close-up": [2],
+    "NAIVE nandu": [4],
+    "ana@example.com": [5],
+    "example": [5, 6],
+    "com": [5],
+    "png poster": [6],
+    "v2": [7],
+    "2.0.1": [],  # every word a prefix: no word starts with "2"
+    "v2.0.1": [7],
+    "don't": [8],
+    "stop keep": [8],
+    "bar": [9],
+    "foo_bar": [9],
+    "σοφία": [10],
+    "ΣΟΦΊΑ": [10],
+    "σοφια": [],  # unicode61 keeps accents on Greek letters, and so does PostgreSQL here
+    "привет МИР": [10],
+    "東京": [11],
+    "東京タワー": [11],
+    "タワー": [],  # no segmentation of Japanese: a word starts only where the run does
+    "straße": [12],
+    "strasse": [],
+    "lodz": [],  # ł is a letter of its own to both, not an l with an accent
+    "Łódź": [12],
+    "viet nam": [13],
+    "Việt": [13],
+    "istanbul": [16],
+    "100%": [15],
+    "हिन्दी": [18],  # vowel signs and virama are marks inside the word
+    "हिन": [18],
+    "कविता": [18],
+    # Query syntax of FTS5 and of tsquery is only ever words (or nothing) here.
+    '"a" OR b*': [6],  # the words a, or (org) and b
+    "NEAR(": [14],
+    "near fox": [14],
+    "or": [6, 14],
+    "crane | dawn": [1, 17],
+    "fox & !crane": [14, 17],
+    "'fox':*": [0, 14, 15, 17],
+    "prompt:fox": [],
+    "fox AND": [14],
+    "-fox ^crane": [14, 17],
+    # Nothing but punctuation: no words to search, so the fallback's substring match.
+    ":*": [17],
+    "&|!": [],
+    "*": [14, 17],
+    "'": [8],
+    '"': [14],
+    "\\": [],
+}
+
+
+IDS = [f"job{index:02d}" for index in range(len(PROMPTS))]
+
+
+def _load(studio: Studio, start: datetime) -> None:
+    """The same jobs in any studio: fixed ids and creation times (three a minute, so the id
+    breaks ties), one prompt each, images and videos; inserted oldest first, as the app does."""
+    rows = []
+    for index, (job_id, prompt) in enumerate(zip(IDS, PROMPTS, strict=True)):
+        created = start + timedelta(minutes=index // 3)
+        rows.append(
+            {
+                "id": job_id,
+                "kind": "image" if index % 2 else "video",
+                "status": "succeeded",
+                "provider": "local",
+                "model": "local-image" if index % 2 else "local-video",
+                "prompt": prompt,
+                "params": {},
+                "owner": "local",
+                "progress": 100,
+                "attempt": 1,
+                "transient_errors": 0,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+    with studio.db.write() as session:
+        session.execute(insert(Job), rows)
+
+
+def _pages(studio: Studio, filters: browse.JobFilters, newest_first: bool) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        page = browse.page_of_jobs(studio, filters, after=cursor, limit=3, newest_first=newest_first)
+        pages.append([job.id for job in page.jobs])
+        if (cursor := page.next_cursor) is None:
+            return pages
+
+
+@pytest.fixture
+def both_studios(tmp_path, request) -> Iterator[dict[str, Studio]]:
+    """A SQLite studio and a PostgreSQL studio holding the same jobs."""
+    start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    with fresh_database(request, "postgresql") as url:
+        opened = {
+            "sqlite": Studio.open(Settings(data_dir=tmp_path / "sqlite")),
+            "postgresql": Studio.open(Settings(data_dir=tmp_path / "postgresql", database_url=url)),
+        }
+        try:
+            for studio in opened.values():
+                assert browse.has_full_text(studio.db)
+                _load(studio, start)
+            yield opened
+        finally:
+            for studio in opened.values():
+                studio.close()
+
+
+def test_search_finds_the_same_jobs_in_the_same_pages_on_sqlite_and_postgresql(both_studios) -> None:
+    sqlite, postgresql = both_studios["sqlite"], both_studios["postgresql"]
+    for typed, expected in SEARCHES.items():
+        filters = browse.JobFilters(text=typed)
+        wanted = sorted(IDS[index] for index in expected)
+        for studio in (sqlite, postgresql):
+            found = sorted(job for page in _pages(studio, filters, True) for job in page)
+            assert found == wanted, (studio.db.engine.dialect.name, typed)
+            assert browse.count_jobs(studio, filters) == len(expected), (studio.db.engine.dialect.name, typed)
+        for newest_first in (True, False):
+            assert _pages(sqlite, filters, newest_first) == _pages(postgresql, filters, newest_first), typed
+    images = browse.JobFilters(text="fox", kinds=["image"])  # with another filter
+    assert _pages(sqlite, images, True) == _pages(postgresql, images, True) == [[IDS[17], IDS[15]]]
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_keyset_pages_are_the_same_on_sqlite_and_postgresql_through_tied_creation_times(
+    both_studios, newest_first
+) -> None:
+    everything = browse.JobFilters()
+    pages = {name: _pages(studio, everything, newest_first) for name, studio in both_studios.items()}
+    assert pages["sqlite"] == pages["postgresql"]
+    ordered = [job for page in pages["sqlite"] for job in page]
+    expected = sorted(ordered, key=lambda job: (int(job[3:]) // 3, job), reverse=newest_first)
+    assert ordered == expected and len(set(ordered)) == len(PROMPTS)
+
+
+def test_the_search_migration_upgrades_a_filled_database_and_downgrades(settings) -> None:
+    """Migration 0009 on either database: jobs made before it are found after it, and a
+    downgrade takes the PostgreSQL column, index and function away again."""
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    command.downgrade(alembic_config(db.engine), "0008")
+    studio = Studio.open(settings, migrate=False)
+    try:
+        made = actions.submit_video(studio, "Lighthouse in the storm")
+        columns = {column["name"] for column in inspect(db.engine).get_columns("jobs")}
+        assert "prompt_words" not in columns
+        if not db.is_sqlite:
+            with db.read() as session:
+                assert session.scalar(text("SELECT to_regprocedure('fold_for_search(text)')")) is None
+        db.upgrade()
+        assert db.revision() == "0009"
+        assert [job.id for job in browse.page_of_jobs(studio, browse.JobFilters(text="LIGHT storm")).jobs] == [made.id]
+    finally:
+        studio.close()
+        db.dispose()
+
+
+def test_only_words_of_what_was_typed_reach_a_full_text_query() -> None:
+    assert browse.search_words('"a" OR b* NEAR(c, 2) prompt:d') == ["a", "OR", "b", "NEAR", "c", "2", "prompt", "d"]
+    assert browse.search_words("fox:* & !crane | 'dawn'") == ["fox", "crane", "dawn"]
+    assert browse.search_words("e\u0301te\u0301 d'e\u0301te\u0301") == ["été", "d", "été"]  # accents typed apart
+    assert browse.search_words("\u0301 ½ x²_y") == ["½", "x²", "y"]  # a word starts with no mark
+    assert browse.search_words(" ".join(f"w{i}" for i in range(40))) == [f"w{i}" for i in range(16)]
