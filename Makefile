@@ -8,7 +8,7 @@ STAMP := $(VENV)/.install-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: install browser postgres run dev worker test lint typecheck screenshots clean
+.PHONY: install browser postgres run dev worker scaled test lint typecheck screenshots clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ dev: install
 worker: install
 	$(BIN)/python -m mediagen worker
 
+# The studio scaled out, on one machine, to try it: a throwaway PostgreSQL, two workers and the app
+# (MEDIAGEN_WORKER_IN_APP=false) at HOST:PORT; Ctrl+C stops them all and removes the trial's data.
+scaled: install postgres
+	$(BIN)/python -m mediagen.scaled --host $(HOST) --port $(PORT)
+
 # Browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -46,11 +51,12 @@ typecheck: install
 	$(BIN)/mypy
 
 # The database tests run on SQLite and on a throwaway PostgreSQL cluster the tests start themselves
-# (as the postgres user when run as root); they need Debian's server binaries.
+# (as the postgres user when run as root); they need Debian's server binaries, and PgBouncer for
+# the test that runs the studio through it in transaction mode.
 postgres:
-	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
-		echo "installing Debian's postgresql for the database tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/pg_ctl /usr/sbin/pgbouncer >/dev/null 2>&1 || { \
+		echo "installing Debian's postgresql and pgbouncer for the database tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql pgbouncer >/dev/null; }
 
 test: lint typecheck browser postgres
 	$(BIN)/pytest

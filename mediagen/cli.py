@@ -146,7 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     studio = None
     try:
         # `db` commands bring the schema up to date themselves, and say so.
-        studio = Studio.open(settings, migrate=args.command != "db")
+        role = "worker" if args.command == "worker" else "cli"  # names its database connections
+        studio = Studio.open(settings, migrate=args.command != "db", role=role)
         return COMMANDS[args.command](studio, args)
     except _ReaderGone:
         raise

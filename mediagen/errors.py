@@ -17,7 +17,8 @@ message (``str()``) is written for people; ``code`` is stable for programs.
     ├── ProviderError        502  exit 1   the provider said no, or sent something we cannot use
     ├── IngestError          502  exit 1   provider output we could not store (too big, not media)
     ├── DatabaseError        503  exit 1   our database is damaged, full, locked or out of reach
-    │   └── DatabaseMissing            503  exit 2   gone from beside earlier media: refused, not made anew
+    │   ├── DatabaseMissing            503  exit 2   gone from beside earlier media: refused, not made anew
+    │   └── DatabaseUnavailable        503  exit 1   the database server does not answer now: try again shortly
     └── StorageError         503  exit 1   our storage refused or could not be reached
 
 Exit code 2 means "the request was refused; nothing was created or changed", 1 means "we tried and
@@ -192,6 +193,14 @@ class DatabaseMissing(DatabaseError):
 
     code = "database_missing"
     exit_code = EXIT_REFUSED
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database server does not answer now (down, restarting, the connection cut). The
+    transaction it interrupted was rolled back (or, cut during its commit, kept whole): trying
+    again is safe. Workers wait for the server and go on by themselves."""
+
+    code = "database_unavailable"
 
 
 def http_status(exc: BaseException) -> int:

@@ -27,7 +27,7 @@ def studio() -> Studio:
     global _studio
     with _lock:
         if _studio is None:
-            _studio = Studio.open(Settings())
+            _studio = Studio.open(Settings(), role="app")
         return _studio
 
 

@@ -23,6 +23,7 @@ from .db.engine import Database
 from .errors import InvalidInput, RateLimited
 from .jobs.status import JobKind
 from .media.ingest import Limits, download_client
+from .media.spool import Spool
 from .netguard import OutboundGuard
 from .providers import PROVIDERS, configured_catalog, full_catalog, read_provider_settings
 from .providers.settings import ProviderSettings, RemoteSettings
@@ -47,9 +48,13 @@ class Studio:
         db: Database | None = None,
         storage: Storage | None = None,
         provider_settings: Mapping[str, ProviderSettings] | None = None,
+        role: str = "process",
     ):
         self.settings = settings
-        self.db = db or Database(settings.resolved_database_url)
+        # Holds the leases of the generations this process runs for its own callers (images).
+        self.owner_id = new_owner_id()
+        # ``role`` (app, worker, cli) names this process's connections to a database server.
+        self.db = db or Database.for_settings(settings, application_name=f"mediagen-{role}-{self.owner_id}")
         # Where the app serving local media answers (and whether it signs): media URLs follow it.
         self.serving = Serving(settings)
         self.storage = storage or make_storage(settings, self.serving)
@@ -63,15 +68,14 @@ class Studio:
         self.guard = OutboundGuard.from_entries(settings.outbound_allow)
         # What one copy out of a provider may do: how many bytes, for how long, and where.
         self._download_client = download_client()
+        self.spool = Spool(settings.spool_dir, self.owner_id.replace(":", "-"))
         self.download_limits = Limits(
             settings.max_media_bytes,
             settings.download_timeout_s,
-            settings.spool_dir,
+            self.spool,
             guard=self.guard,
             client=self._download_client,
         )
-        # Holds the leases of the generations this process runs for its own callers (images).
-        self.owner_id = new_owner_id()
         self.started_at = int(time.time())
         self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -79,11 +83,11 @@ class Studio:
         self._in_flight = 0
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Studio:
+    def open(cls, settings: Settings | None = None, *, migrate: bool = True, role: str = "process") -> Studio:
         settings = settings or Settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.media_dir.mkdir(parents=True, exist_ok=True)
-        studio = cls(settings)
+        studio = cls(settings, role=role)
         if migrate:
             try:
                 # A database missing beside earlier media was deleted or moved: refused, not made anew.
@@ -162,6 +166,7 @@ class Studio:
         if self._generations is not None:
             self._generations.shutdown(wait=True)
         self._download_client.close()
+        self.spool.close()
         for provider in self._providers.values():
             close = getattr(provider, "close", None)
             if close:

@@ -4,10 +4,13 @@ or, when run by the ``alembic`` command, from the mediagen settings."""
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from mediagen.db.tables import Base
 
 config = context.config
+# The advisory lock every upgrade on PostgreSQL takes (any fixed number; this one spells "mgup").
+UPGRADE_LOCK_KEY = 0x6D677570
 
 
 def _engine():
@@ -37,6 +40,11 @@ def run_migrations_online() -> None:
             on_version_apply=config.attributes.get("on_version_apply"),
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # PostgreSQL's counterpart of BEGIN IMMEDIATE above: processes starting together on a
+                # new database queue here, and each reads the revision only once it holds the lock.
+                # A transaction-level lock, so it ends with the upgrade (and works through PgBouncer).
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
             context.run_migrations()
 
 

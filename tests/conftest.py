@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -57,17 +58,31 @@ def migrated_template(postgres: Cluster) -> str:
     return name
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The database a test's studio uses: the data dir's SQLite file (None), or a fresh database
-    of its own on the session's PostgreSQL server."""
-    if request.param == "sqlite":
+DATABASES = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def fresh_database(request: pytest.FixtureRequest, kind: str) -> Iterator[str | None]:
+    """The URL of a database of ``kind`` for one test (or one module's scenario): None for the
+    data dir's SQLite file, or a fresh migrated database on the session's PostgreSQL server,
+    dropped afterwards."""
+    if kind == "sqlite":
         yield None
         return
     cluster: Cluster = request.getfixturevalue("postgres")
     name = cluster.create_database(template=request.getfixturevalue("migrated_template"))
-    yield cluster.url(name)
-    cluster.drop_database(name)
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database a test's studio uses: the data dir's SQLite file (None), or a fresh database
+    of its own on the session's PostgreSQL server."""
+    with fresh_database(request, request.param) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,36 +1,164 @@
-"""Engine and sessions, SQLite tuned for several writers, Alembic upgrades, and what the
-database's own failures (a damaged or missing file, a full disk) read as for people."""
+"""Engine and sessions, SQLite tuned for several writers, a bounded pool of connections to a
+database server (and what happens while that server is out of reach), Alembic upgrades, and what
+the database's own failures (a damaged or missing file, a full disk) read as for people.
+
+Connections to a server (PostgreSQL) are the scarce resource when the studio scales out: each
+process holds at most ``Pool.size + Pool.overflow`` of them, for the length of one short
+transaction at a time (no connection is held while a provider, storage or a person is waited on),
+and keeps no session state across transactions (no session advisory locks, no LISTEN, no
+prepared statements unless asked for), so a transaction-mode pooler such as PgBouncer may sit in
+between.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import DatabaseError, DatabaseMissing
+from ..errors import DatabaseError, DatabaseMissing, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# A server that does not answer at all (a host gone from the network) fails a connection attempt
+# after this long, instead of holding the thread for the operating system's minutes.
+CONNECT_TIMEOUT_S = 10
+# PostgreSQL keeps the first 63 bytes of an application_name.
+APPLICATION_NAME_MAX = 63
 
 
-def make_engine(url: str) -> Engine:
+@dataclass(frozen=True)
+class Pool:
+    """How many connections one process may hold to a database server, and how long a thread
+    waits for a free one (``MEDIAGEN_DB_*``; the README's "Scaling out" sizes them)."""
+
+    size: int = 5
+    overflow: int = 5
+    timeout_s: float = 30.0
+    prepared_statements: bool = False
+
+
+def make_engine(url: str, *, pool: Pool | None = None, application_name: str | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return _server_engine(parsed, pool or Pool(), application_name)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     _tune_sqlite(engine)
     return engine
+
+
+def _server_engine(url: URL, pool: Pool, application_name: str | None) -> Engine:
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if application_name:  # pg_stat_activity shows which process holds which connection
+        connect_args["application_name"] = application_name[:APPLICATION_NAME_MAX]
+    if url.get_driver_name() == "psycopg" and not pool.prepared_statements:
+        # psycopg prepares a statement on the server once a connection has run it 5 times; behind
+        # a transaction-mode pooler the next transaction may run on a server connection that never
+        # saw it ("prepared statement does not exist").
+        connect_args["prepare_threshold"] = None
+    return create_engine(
+        url,
+        pool_size=pool.size,
+        max_overflow=pool.overflow,
+        pool_timeout=pool.timeout_s,
+        # A connection the server dropped (a restart, an idle timeout) is found out and replaced
+        # when it is taken from the pool, before a transaction runs on it.
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+class Reachability:
+    """Whether the database server answers, as this process last saw it.
+
+    The first failure of an outage is logged once, as one warning naming the database and the
+    reason; every failure meanwhile raises ``DatabaseUnavailable`` and logs nothing more, so
+    callers need not log it either; the first new connection afterwards logs that it is back and
+    after how long. ``outages`` counts them, so a worker can tell it has to take stock.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.outages = 0
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def lost(self, reason: str) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+            self.outages += 1
+        log.warning("the database %s is out of reach (%s); work waits and goes on when it answers", self.where, reason)
+
+    def answered(self) -> None:
+        if self._down_since is None:  # the usual case, without taking the lock
+            return
+        with self._lock:
+            if self._down_since is None:
+                return
+            away_s, self._down_since = time.monotonic() - self._down_since, None
+        log.info("the database %s answers again, after %.1f s out of reach", self.where, away_s)
+
+
+# SQLSTATE classes and codes that say the server cannot be used now, not that a statement is
+# wrong: connection exceptions (08…), the server shutting down or starting up (57P01-57P03), and
+# no connection slot free (53300). libpq's own failures (refused, cut) carry no SQLSTATE.
+_UNREACHABLE_CODES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _server_unreachable(context: ExceptionContext) -> bool:
+    if context.is_disconnect:
+        return True
+    import psycopg  # the driver of every server URL; imported only once something failed
+
+    original = context.original_exception
+    if not isinstance(original, psycopg.OperationalError):
+        return False
+    return original.sqlstate is None or original.sqlstate.startswith("08") or original.sqlstate in _UNREACHABLE_CODES
+
+
+def _watch_server(engine: Engine, reachability: Reachability) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # The pool's own liveness check handles a dropped connection by opening another.
+        if context.is_pre_ping or not _server_unreachable(context):
+            return
+        reason = _first_line(context.original_exception)
+        reachability.lost(reason)
+        raise DatabaseUnavailable(
+            f"the database {reachability.where} is out of reach ({reason}); try again shortly"
+        ) from context.sqlalchemy_exception
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_conn: Any, _record: Any) -> None:
+        reachability.answered()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -60,10 +188,23 @@ def _tune_sqlite(engine: Engine) -> None:
 class Database:
     """One engine per process plus the two kinds of session the core uses."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool: Pool | None = None, application_name: str | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool=pool, application_name=application_name)
+        self.reachability = Reachability(self.where)
+        if not self.is_sqlite:
+            _watch_server(self.engine, self.reachability)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, *, application_name: str | None = None) -> Database:
+        pool = Pool(
+            settings.db_pool_size,
+            settings.db_max_overflow,
+            settings.db_pool_timeout_s,
+            settings.db_prepared_statements,
+        )
+        return cls(settings.resolved_database_url, pool=pool, application_name=application_name)
 
     @property
     def is_sqlite(self) -> bool:

@@ -33,6 +33,7 @@ from ..providers.base import MediaSource
 from ..storage.base import Storage
 from .inspect import inspect, thumbnail
 from .keys import media_key, thumbnail_key
+from .spool import Spool
 
 CHUNK = 1024 * 1024
 POSTER_MAX_BYTES = 20 * 1024 * 1024
@@ -44,7 +45,7 @@ B64_CHUNK = 4 * 256 * 1024
 class Limits:
     max_bytes: int
     deadline_s: float
-    spool_dir: Path | None = None  # where downloads land before upload; None = the system temp dir
+    spool: Spool | None = None  # this process's folder for downloads before upload; None = the system temp dir
     guard: OutboundGuard = field(default_factory=OutboundGuard)  # where URL sources may lead
     # One client for every download of a process: building one loads the CA bundle (~15 ms of CPU),
     # which at many results a second was a third of the cost of storing one.
@@ -86,19 +87,6 @@ def ingest_outputs(
         raise
 
 
-def sweep_spool(spool_dir: Path, older_than_s: float) -> int:
-    """Remove spool files a killed process left behind; return how many. A live download's file
-    is younger than the lease that protects its job, so ``older_than_s`` is the lease."""
-    removed = 0
-    cutoff = time.time() - older_than_s
-    for path in spool_dir.glob("ingest-*.part"):
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-    return removed
-
-
 def delete_keys(storage: Storage, keys: Sequence[str]) -> None:
     for key in keys:
         # Best effort: the caller reports the original failure, not the cleanup's.
@@ -116,9 +104,8 @@ def _ingest_one(
     limits: Limits,
     written: list[str],
 ) -> StoredMedia:
-    if limits.spool_dir is not None:
-        limits.spool_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".part", dir=limits.spool_dir) as spool:
+    folder = limits.spool.claim() if limits.spool is not None else None
+    with tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".part", dir=folder) as spool:
         digest, size, deadline = _download(source, spool, index, limits)
         spool.flush()
         info = inspect(spool, kind)  # type: ignore[arg-type]  # a binary temp file

@@ -14,6 +14,7 @@ turn, reported as queued.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -190,21 +191,28 @@ class LocalProvider:
             return thread is not None and thread.is_alive()
 
     def _start_render(self, task_id: str) -> None:
+        task_dir = self.tasks_dir / task_id
         with _renders_lock:
             if task_id in _renders and _renders[task_id].is_alive():
+                return
+            claim = _claim_render(task_dir)
+            if claim is None:  # another process renders it, or waits for a slot to
+                return
+            if (_read_json(task_dir / "state.json") or {}).get("state") in _ENDED:
+                os.close(claim)  # it ended between our poll and the claim
                 return
             # Daemon threads, so a server stops at once; a render cut short is restarted by the
             # next worker to poll it once its state file goes stale.
             thread = threading.Thread(
                 target=self._render_in_slot,
-                args=(self.tasks_dir / task_id,),
+                args=(task_dir, claim),
                 name=f"local-render-{task_id[:8]}",
                 daemon=True,
             )
             _renders[task_id] = thread
             thread.start()
 
-    def _render_in_slot(self, task_dir: Path) -> None:
+    def _render_in_slot(self, task_dir: Path, claim: int) -> None:
         try:
             with self._slots:
                 if not _canceled(task_dir):  # it may have been canceled while it waited for the slot
@@ -216,6 +224,29 @@ class LocalProvider:
             # while the render was finishing its file is seen here, once it no longer counts as running.
             if _canceled(task_dir):
                 shutil.rmtree(task_dir, ignore_errors=True)
+            os.close(claim)
+
+
+_ENDED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELED)
+
+
+def _claim_render(task_dir: Path) -> int | None:
+    """An exclusive lock on the task's ``render.lock``, held by the process that renders it from the
+    moment it queues for a slot (before any state is written) until the render ends; None when
+    another process holds it. Without it a second worker polling a task still waiting for a slot
+    elsewhere started it again, and the two encoders wrote over each other's files (the job failed
+    with "render failed: No such file or directory"). The kernel drops the lock when its process
+    dies, so a killed render is taken over at the next poll."""
+    try:
+        fd = os.open(task_dir / "render.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return None  # discarded or canceled meanwhile
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _canceled(task_dir: Path) -> bool:

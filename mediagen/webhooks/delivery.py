@@ -25,7 +25,7 @@ from standardwebhooks import Webhook
 
 from ..db import leases
 from ..db.tables import Job, WebhookAttempt, WebhookDelivery, utcnow
-from ..errors import RefusedURL
+from ..errors import DatabaseUnavailable, RefusedURL
 from ..netguard import OutboundGuard, guarded_stream
 from ..studio import Studio
 from .outbox import payload
@@ -60,6 +60,8 @@ def deliver_due(studio: Studio, worker_id: str, *, now: datetime | None = None) 
         for delivery in claimed:
             try:
                 counts[_deliver(studio, client, signer, delivery, worker_id)] += 1
+            except DatabaseUnavailable:
+                raise  # so is every other outcome of the batch: its worker hands the leases back later
             except Exception:
                 # Recording the outcome failed (the database, most likely): the lease runs out and
                 # the delivery is claimed again; the rest of the batch goes on.

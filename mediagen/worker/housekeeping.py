@@ -6,12 +6,14 @@ with any number of workers each happens once (``db.leases``).
   and after a drain in which nothing could be removed (storage down) only once a minute;
 - the retention policy: once an hour (sooner while a backlog is worked off), for real only with
   the dry run off;
-- the download spool of this machine: files a killed process left behind, swept once per poll
-  interval by one worker of the machine;
+- the download spool of this machine: the folders of processes that died (each process spools in
+  a folder of its own, locked while it lives), swept once per poll interval by one worker of the
+  machine;
 - local storage's upload folder: temp files of uploads a killed process never finished, swept
   once a minute by one worker of the machine.
 
-One chore failing is logged and recorded; it never stops the others nor the worker.
+One chore failing is logged and recorded; it never stops the others nor the worker. A database
+out of reach ends the round (the others need it too) and is the worker's to wait out.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..db import leases
+from ..errors import DatabaseUnavailable
 from ..library import retention
 from ..library.deletion import deletions_waiting, drain_deletions
-from ..media.ingest import sweep_spool
+from ..media.spool import sweep_spool
 from ..storage.local import LocalStorage
 from ..studio import Studio
 from ..webhooks.delivery import deliver_due
@@ -53,6 +56,8 @@ def run(studio: Studio, worker_id: str, *, claimed_jobs: bool) -> tuple[Counter[
     def chore(name: str, work: Callable[[], Counter[Any]]) -> None:
         try:
             done.update({f"{name}_{what!s}": count for what, count in work().items() if count})
+        except DatabaseUnavailable:
+            raise
         except Exception as exc:
             log.exception("housekeeping: %s failed", name)
             errors.append(f"{type(exc).__name__}: {exc}")
@@ -99,8 +104,8 @@ def _sweep_spool(studio: Studio, worker_id: str) -> Counter[str]:
     turn = leases.take_turn(studio.db, f"spool-sweep@{socket.gethostname()}", worker_id, lease_s=CHORE_LEASE_S)
     if turn is None:
         return Counter()
-    # A live download's file is younger than the lease that protects its job.
-    removed = sweep_spool(studio.settings.spool_dir, studio.settings.lease_s)
+    # Files of versions before per-process folders: a live download's is younger than the lease.
+    removed = sweep_spool(studio.settings.spool_dir, legacy_older_than_s=studio.settings.lease_s)
     leases.end_turn(studio.db, turn, next_in_s=studio.settings.poll_interval_s, outcome={"removed": removed})
     return Counter(files_removed=removed)
 

@@ -4,6 +4,11 @@ tell a live worker from a dead one. While jobs are in flight it runs those ticks
 (each keeps polling jobs as they come due), so a job is polled one interval after its last poll,
 not whenever the next interval boundary happens to fall.
 
+While the database is out of reach a tick does nothing but find that out (the engine logs the
+outage once, and its end); afterwards the worker first hands back whatever it still holds a lease
+on (a progress write or a result the outage cut off), so that work goes on at once instead of
+when those leases run out.
+
 The app server runs one inside its own process unless ``MEDIAGEN_WORKER_IN_APP=false``;
 ``python -m mediagen worker`` runs one on its own.
 """
@@ -17,7 +22,9 @@ from dataclasses import dataclass, field
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from ..db import leases
 from ..db.tables import WorkerHeartbeat, utcnow
+from ..errors import DatabaseUnavailable
 from ..studio import Studio, new_owner_id
 from . import housekeeping
 from .downloads import Downloads
@@ -58,6 +65,8 @@ class Worker:
         self.copies = Downloads(studio.settings.download_concurrency)
         self.stopping = threading.Event()  # set by ``stop``: a tick waiting for jobs stops waiting
         self._scheduler: BackgroundScheduler | None = None
+        # The database outages this worker has taken stock after (``Reachability.outages``).
+        self._outages_handled = studio.db.reachability.outages
 
     def run_tick(self) -> TickReport:
         """One tick as the schedule runs it (copies in the background, polling jobs as they come
@@ -76,24 +85,50 @@ class Worker:
     def _tick(self, *, copies: Downloads | None, keep_polling_s: float, beat: bool) -> TickReport:
         report = TickReport()
         try:
-            report.steps = tick(
+            self._take_stock_after_outage()
+            report.steps, report.error = self._sweep(copies, keep_polling_s)
+            report.housekeeping, chore_error = housekeeping.run(self.studio, self.worker_id, claimed_jobs=report.busy)
+            report.error = report.error or chore_error
+            if beat:
+                self._beat(report)
+        except DatabaseUnavailable as exc:
+            # Logged once per outage by the engine; chores and the heartbeat need the database too.
+            report.error = str(exc)
+        return report
+
+    def _sweep(self, copies: Downloads | None, keep_polling_s: float) -> tuple[Counter[StepOutcome], str | None]:
+        """The tick's sweep of due jobs, and its error: anything but the database being away is
+        logged and recorded, and the chores still run."""
+        try:
+            steps = tick(
                 self.studio,
                 worker_id=self.worker_id,
                 copies=copies,
                 keep_polling_s=keep_polling_s,
                 stopping=self.stopping,
             )
-            if report.steps:
-                level = logging.DEBUG if report.steps.keys() <= NO_NEWS else logging.INFO
-                log.log(level, "worker tick: %s", {str(outcome): n for outcome, n in report.steps.items()})
+        except DatabaseUnavailable:
+            raise
         except Exception as exc:
             log.exception("worker tick failed")
-            report.error = f"{type(exc).__name__}: {exc}"
-        report.housekeeping, chore_error = housekeeping.run(self.studio, self.worker_id, claimed_jobs=report.busy)
-        report.error = report.error or chore_error
-        if beat:
-            self._beat(report)
-        return report
+            return Counter(), f"{type(exc).__name__}: {exc}"
+        if steps:
+            level = logging.DEBUG if steps.keys() <= NO_NEWS else logging.INFO
+            log.log(level, "worker tick: %s", {str(outcome): n for outcome, n in steps.items()})
+        return steps, None
+
+    def _take_stock_after_outage(self) -> None:
+        """After the database was out of reach (anywhere in this process), hand back every lease
+        this worker holds: each one's work was cut off, and nothing of it runs any more once the
+        copies under way have ended. Raises ``DatabaseUnavailable`` while it is still away."""
+        outages = self.studio.db.reachability.outages
+        if outages == self._outages_handled:
+            return
+        self.copies.wait()
+        handed_back = leases.release_all(self.studio.db, self.worker_id)
+        self._outages_handled = outages
+        if handed_back:
+            log.info("worker %s handed back %d leased row(s) the database outage cut off", self.worker_id, handed_back)
 
     def _beat(self, report: TickReport) -> None:
         try:
@@ -104,6 +139,8 @@ class Worker:
                 row.last_outcome = report.counts()
                 row.last_error = report.error
                 session.add(row)
+        except DatabaseUnavailable:
+            raise
         except Exception:
             log.exception("could not record the worker heartbeat")
 

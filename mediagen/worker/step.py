@@ -9,7 +9,8 @@ A finished result is stored (``media.ingest``) and the job ended (``jobs.transit
 same way for both. Every write is fenced by the claim's ``attempt``: a worker whose lease ran out
 and whose job was claimed again (or canceled by a user) finds its token stale and writes nothing.
 A poll that finds the task still queued or running is not written here: it comes back as an
-``Observed`` for the sweep to write together with the others in one transaction.
+``Observed`` for the sweep to write together with the others in one transaction. A database
+out of reach fails no job: the step is ``DEFERRED`` and the job taken up again once it answers.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from ..catalog import ModelSpec
 from ..db.leases import release
 from ..db.tables import Job, JobEvent, utcnow
-from ..errors import IngestError, MediagenError, ProviderError
+from ..errors import DatabaseUnavailable, IngestError, MediagenError, ProviderError
 from ..jobs.status import JobKind, JobStatus
 from ..jobs.transitions import fenced, finish, record
 from ..media.ingest import ingest_outputs
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 MAX_BACKOFF_S = 300.0
+DATABASE_RETRY_S = 1.0  # longest wait between writes of a submit's answer while the database is away
 PROGRESS_EVENT_STEP = 10  # record a progress event each time progress crosses a multiple of this
 
 
@@ -60,6 +63,8 @@ class StepOutcome(StrEnum):
     CANCELED = "canceled"
     TIMED_OUT = "timed_out"
     STALE = "stale"  # someone else moved the job meanwhile (newer claim, user action): nothing written
+    # The database did not answer: nothing written; the job is taken up again once it does.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,8 @@ def write_observed(studio: Studio, observed: Sequence[Observed]) -> Counter[Step
                     outcomes[StepOutcome.STALE] += 1
                 else:
                     outcomes[_note_progress(studio, session, job, seen)] += 1
+    except DatabaseUnavailable:
+        return Counter({StepOutcome.DEFERRED: len(observed)})  # nothing to single out: none would write
     except Exception:
         # Something in the batch would not write: write each on its own, so one bad job cannot
         # hold back the rest (or leave them leased until their leases run out).
@@ -162,9 +169,17 @@ def store_in_background(studio: Studio, claim: Claim, result: PollResult) -> Ste
 
 
 def _failing_job_on_error(studio: Studio, claim: Claim, doing: str, work: Callable[[], Result]) -> Result | StepOutcome:
-    """Run ``work``; an unexpected error fails this job only, never the others nor the worker."""
+    """Run ``work``; an unexpected error fails this job only, never the others nor the worker.
+
+    The database out of reach is no fault of the job's: failing it then would end it for good as
+    soon as the server answered again (or fail too). Its work is deferred instead: the worker hands
+    its lease back once the database answers (or the lease runs out) and the job is taken up
+    again. The engine logs the outage, once.
+    """
     try:
         return work()
+    except DatabaseUnavailable:
+        return StepOutcome.DEFERRED
     except Exception as exc:
         log.exception("job %s: unexpected error while %s", claim.job_id, doing)
         return _fail(studio, claim, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
@@ -225,22 +240,45 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> StepOutcome:
         submitted = provider.submit(spec, claim.prompt, claim.params)
     except ProviderError as exc:
         if exc.retryable:  # refused before acceptance (e.g. rate limited): safe to send again
-            with fenced(studio.db, claim.job_id, claim.attempt) as (_, job):
-                if job is not None:
-                    job.submitted_at = None
+
+            def may_send_again() -> None:
+                with fenced(studio.db, claim.job_id, claim.attempt) as (_, job):
+                    if job is not None:
+                        job.submitted_at = None
+
+            _while_database_away(studio, may_send_again)
         return _after_provider_error(studio, claim, exc)
-    with fenced(studio.db, claim.job_id, claim.attempt) as (session, job):
-        if job is not None:
+
+    def note_task() -> bool:
+        with fenced(studio.db, claim.job_id, claim.attempt) as (session, job):
+            if job is None:
+                return False
             job.provider_job_id = submitted.task_id
             job.provider_request_id = submitted.request_id
             job.transient_errors = 0
             _schedule(job, utcnow(), studio.settings.poll_interval_s)
             note = f"submitted to {claim.provider} as task {submitted.task_id}"
             session.add(JobEvent(job=job, status=job.status, progress=job.progress, message=note))
-    if job is None:  # canceled while we were submitting: do not leave the task running there
-        _cancel_quietly(studio, claim, spec, submitted.task_id)
+            return True
+
+    if not _while_database_away(studio, note_task):  # canceled while we were submitting
+        _cancel_quietly(studio, claim, spec, submitted.task_id)  # do not leave the task running there
         return StepOutcome.STALE
     return StepOutcome.SUBMITTED
+
+
+def _while_database_away(studio: Studio, write: Callable[[], Result]) -> Result:
+    """Run a write of what only this process knows (what the provider answered a submit), trying
+    again while the database is out of reach, for up to a lease: unwritten, a task the provider
+    accepted would be lost (the job left "submitted, outcome unknown") and one it refused would
+    not be sent again. The fencing token still decides whether the write holds."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(DatabaseUnavailable),
+        stop=stop_after_delay(studio.settings.lease_s),
+        wait=wait_fixed(min(DATABASE_RETRY_S, studio.settings.poll_interval_s)),
+        reraise=True,
+    )
+    return retrying(write)
 
 
 def _apply(studio: Studio, claim: Claim, result: PollResult, copies: Downloads | None) -> StepOutcome:

@@ -1,4 +1,5 @@
-"""A studio on each storage backend: the local folder, and S3 in moto's server over real HTTP."""
+"""A studio on each storage backend (the local folder, and S3 in moto's server over real HTTP) and
+each database."""
 
 from __future__ import annotations
 
@@ -19,15 +20,22 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def any_studio(request, tmp_path, monkeypatch) -> Iterator[Studio]:
+def any_studio(request, tmp_path, monkeypatch, database_url) -> Iterator[Studio]:
+    """On each database too (``database_url``): PostgreSQL with S3 is how a team scales out."""
     if request.param == "local":
-        settings = Settings(data_dir=tmp_path / "data", public_base_url="http://127.0.0.1:9/cdn")
+        settings = Settings(
+            data_dir=tmp_path / "data", database_url=database_url, public_base_url="http://127.0.0.1:9/cdn"
+        )
     else:
         for name, value in AWS_ENV.items():
             monkeypatch.setenv(name, value)
         endpoint = request.getfixturevalue("s3_endpoint")
         settings = Settings(
-            data_dir=tmp_path / "data", storage="s3", s3_bucket=new_bucket(endpoint), s3_endpoint_url=endpoint
+            data_dir=tmp_path / "data",
+            database_url=database_url,
+            storage="s3",
+            s3_bucket=new_bucket(endpoint),
+            s3_endpoint_url=endpoint,
         )
     opened = Studio.open(settings)
     yield opened

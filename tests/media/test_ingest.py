@@ -22,6 +22,7 @@ from mediagen.errors import IngestError, ProviderError
 from mediagen.jobs.status import JobKind
 from mediagen.media.ingest import Limits, StoredMedia, ingest_outputs
 from mediagen.media.inspect import THUMBNAIL_SIDE
+from mediagen.media.spool import Spool
 from mediagen.netguard import OutboundGuard
 from mediagen.providers.base import MediaSource
 from mediagen.providers.local_art import render_png
@@ -337,17 +338,19 @@ def test_second_output_download_failing_removes_the_first(storage: LocalStorage,
     assert error.retryable is True
 
 
-def test_sweep_removes_only_spool_files_older_than_the_lease(tmp_path) -> None:
-    import os
-    import time
+def test_an_ingest_spools_in_its_process_folder_and_leaves_nothing(storage: LocalStorage, tmp_path) -> None:
+    spool = Spool(tmp_path / "spool", "worker-1")
+    limits = Limits(max_bytes=LIMITS.max_bytes, deadline_s=30, spool=spool)
+    seen: list[Path] = []
+    original = storage.put_file
 
-    from mediagen.media.ingest import sweep_spool
+    def put_file(key, path, content_type, metadata=None):
+        seen.append(path)
+        original(key, path, content_type, metadata)
 
-    old, fresh, other = tmp_path / "ingest-a.part", tmp_path / "ingest-b.part", tmp_path / "notes.txt"
-    for path in (old, fresh, other):
-        path.write_bytes(b"x")
-    an_hour_ago = time.time() - 3600
-    os.utime(old, (an_hour_ago, an_hour_ago))
-    os.utime(other, (an_hour_ago, an_hour_ago))
-    assert sweep_spool(tmp_path, older_than_s=600) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest-b.part", "notes.txt"]
+    storage.put_file = put_file  # type: ignore[method-assign]  # to see where the spool file was
+    _ingest(storage, MediaSource(data=PNG), limits=limits)
+    assert [path.parent for path in seen] == [spool.folder]
+    assert list(spool.folder.iterdir()) == []
+    spool.close()
+    assert list((tmp_path / "spool").iterdir()) == []

@@ -23,6 +23,7 @@ from mediagen.jobs import actions, queries
 from mediagen.jobs.schema import JobOut
 from mediagen.jobs.status import JobKind, JobStatus
 from mediagen.media.ingest import Limits, ingest_outputs
+from mediagen.media.spool import Spool
 from mediagen.providers.base import MediaSource
 from mediagen.storage import make_storage
 from mediagen.studio import Studio
@@ -143,6 +144,7 @@ def test_ingest_streaming_into_storage_keeps_nothing_on_failure(
     """The upload starts while the download runs: a source that breaks the size limit part-way, or
     turns out undecodable once whole, leaves no object, no pending multipart upload, no file."""
     storage = make_storage(backend_settings)
+    spool = Spool(backend_settings.spool_dir, "test")
     with pytest.raises(IngestError, match=phrase):
         ingest_outputs(
             storage,
@@ -150,10 +152,10 @@ def test_ingest_streaming_into_storage_keeps_nothing_on_failure(
             kind=JobKind.VIDEO,
             job_id="j-broken",
             created_at=utcnow(),
-            limits=Limits(max_bytes=limit, deadline_s=60, spool_dir=backend_settings.spool_dir),
+            limits=Limits(max_bytes=limit, deadline_s=60, spool=spool),
         )
     _stored_nothing(backend_settings)
-    assert list(backend_settings.spool_dir.iterdir()) == []  # the download's temp file is gone too
+    assert list(spool.folder.iterdir()) == []  # the download's temp file is gone too
 
 
 def test_images_and_videos_end_to_end(backend_settings) -> None:
@@ -174,9 +176,10 @@ def test_images_and_videos_end_to_end(backend_settings) -> None:
                 assert body.status_code == 200 and len(body.content) == asset["bytes"]
                 assert httpx.get(asset["thumbnail_url"], timeout=10).content[8:12] == b"WEBP"
                 assert row.storage == backend_settings.storage
-        assert list(backend_settings.spool_dir.iterdir()) == []  # downloads spooled there, then removed
+        assert list(studio.spool.folder.iterdir()) == []  # downloads spooled there, then removed
     finally:
         studio.close()
+    assert list(backend_settings.spool_dir.iterdir()) == []  # and the process's folder went with it
 
 
 # -- S3 only -------------------------------------------------------------------------------------

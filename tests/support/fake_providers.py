@@ -58,6 +58,7 @@ class Recorded:
     body: bytes
     at: float = field(default_factory=time.time)  # when the request arrived (wall clock)
     sent: int = 0  # bytes of a throttled response body handed to the server so far
+    answered_at: float | None = None  # when the answer (its status and headers) was handed to the server
     peer: tuple[str, int] | None = None  # the client's address and port: one port per connection
 
 
@@ -193,6 +194,11 @@ class FakeProviders:
 
         async def endpoint(request: Request) -> Response:
             recorded = await self._record(route, request)
+            response = await answer(request, recorded)
+            recorded.answered_at = time.time()
+            return response
+
+        async def answer(request: Request, recorded: Recorded) -> Response:
             with self._lock:
                 scripted = self._scripts[route].popleft() if self._scripts[route] else None
             delay = scripted.delay_s if scripted else self.route_delay_s.get(route, 0.0)

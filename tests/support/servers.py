@@ -34,9 +34,17 @@ def free_port() -> int:
 
 @contextmanager
 def app_server(
-    workdir: Path, *, port: int | None = None, streamlit_args: tuple[str, ...] = (), **settings: str
+    workdir: Path,
+    *,
+    port: int | None = None,
+    streamlit_args: tuple[str, ...] = (),
+    data_dir: Path | None = None,
+    **settings: str,
 ) -> Iterator[AppServer]:
-    data_dir = workdir / "data"
+    """``streamlit run app.py`` with its log, HOME and (unless ``data_dir`` is given, e.g. one
+    several replicas share) data dir in ``workdir``; each of ``settings`` becomes ``MEDIAGEN_<NAME>``
+    in its environment."""
+    data_dir = data_dir or workdir / "data"
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = {

@@ -4,7 +4,6 @@ says 410, and every attempt checked with the `standardwebhooks` package itself."
 from __future__ import annotations
 
 import base64
-import http.server
 import itertools
 import json
 import os
@@ -15,14 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
-from standardwebhooks import Webhook
 
 from mediagen.admin import history
 from mediagen.config import Settings
@@ -36,7 +33,7 @@ from mediagen.webhooks.delivery import backoff_s, deliver_due
 from mediagen.worker.sweep import tick
 
 from ..conftest import run_to_end
-from ..support.servers import free_port
+from ..support.webhook_receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,51 +44,11 @@ URL_ALLOWED = (
 )
 
 
-class Receiver:
-    """A webhook endpoint on loopback. Each POST takes the next scripted answer: an HTTP status,
-    ("sleep", seconds) to outlast our timeout, or ("redirect", status); 200 when the script is empty."""
-
-    def __init__(self) -> None:
-        self.script: deque = deque()
-        self.received: list[tuple[str, dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                answer = receiver.script.popleft() if receiver.script else 200
-                if isinstance(answer, tuple) and answer[0] == "sleep":
-                    time.sleep(answer[1])
-                    answer = 200
-                if isinstance(answer, tuple) and answer[0] == "redirect":
-                    self.send_response(answer[1])
-                    self.send_header("location", "/moved")
-                else:
-                    self.send_response(answer)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/mediagen"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def verified(self) -> list[dict]:
-        """Every body received, each checked against its own signature headers."""
-        return [Webhook(SECRET).verify(body, headers) for _path, headers, body in self.received]
-
-    def ids(self) -> list[str]:
-        return [headers["webhook-id"] for _path, headers, _body in self.received]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    running = Receiver()
+    running = Receiver(SECRET)
     yield running
-    running.server.shutdown()
+    running.close()
 
 
 @pytest.fixture

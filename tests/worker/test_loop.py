@@ -76,3 +76,34 @@ def test_a_busy_worker_ticks_back_to_back_quietly_and_stops_on_request(scripted,
     ticks = [r.getMessage() for r in caplog.records if r.name == loop.__name__ and r.levelno >= logging.INFO]
     assert ticks and all("'submitted': 1" in tick for tick in ticks), ticks  # the news: it went to the provider
     assert _beat(studio, running.worker_id).stopped_at is not None
+
+
+def test_a_new_job_is_taken_up_within_one_poll_interval_idle_or_busy(scripted) -> None:
+    """Polling is the floor every deployment has (no LISTEN/NOTIFY, which a transaction-mode
+    pooler would break): a job submitted at any moment is claimed by the next look for due work,
+    at most one interval later, whether the worker was idle or polling other jobs meanwhile."""
+    studio, provider = scripted
+    interval = 1.0
+    studio.settings = studio.settings.model_copy(update={"poll_interval_s": interval})
+    provider.script.append(PollResult(TaskState.RUNNING, 30))  # every job keeps running: the worker stays busy
+    running = Worker(studio)
+    running.start()
+    waits: list[float] = []
+    try:
+        deadline = time.monotonic() + 10
+        while _beat(studio, running.worker_id) is None:  # idle: it has looked once and found nothing
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for offset in (0.35, 0.8, 0.55, 0.15):  # submitted at different points of the cycle
+            time.sleep(offset)
+            before = len(provider.submits)
+            actions.submit_video(studio, f"clip after {offset}", model="scripted-video")
+            submitted = time.monotonic()
+            while len(provider.submits) == before:
+                assert time.monotonic() - submitted < 5 * interval, "the job was not taken up"
+                time.sleep(0.01)
+            waits.append(time.monotonic() - submitted)
+    finally:
+        running.stop()
+    # One interval, and a little for the claim and the submit call themselves.
+    assert max(waits) <= interval + 0.3, waits
