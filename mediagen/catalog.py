@@ -144,6 +144,37 @@ def parse_size(size: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """An image a model can start from, as its provider takes it: checked before anything is sent
+    (``jobs.references``), so what a model cannot take is refused naming the field.
+
+    ``role`` is ours and the same for every provider: ``image`` is the picture to start from (a
+    video's first frame, the image an edit or variation transforms), ``mask`` where an edit may
+    paint (transparent pixels). ``field`` is what the provider calls it in its request.
+    """
+
+    role: str
+    field: str
+    required: bool = False
+    formats: tuple[str, ...] = ("png", "jpeg", "webp")  # as ``filetype`` names them, from magic bytes
+    max_bytes: int = 20 * 1024 * 1024
+    min_side: int = 1
+    max_side: int = 8192
+    square: bool = False
+    # The mask must have the image's own size; a first frame is fitted to the video's size.
+    same_size_as_image: bool = False
+
+    def describe(self) -> str:
+        text = f"{', '.join(f.upper() for f in self.formats)} up to {self.max_bytes // (1024 * 1024)} MB"
+        text += f", sides {self.min_side}–{self.max_side} px"
+        if self.square:
+            text += ", square"
+        if self.same_size_as_image:
+            text += ", the size of the image"
+        return text
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     provider: str
@@ -155,6 +186,8 @@ class ModelSpec:
     provider_model: str | None = None
     # Checks across options (e.g. "1080P only at 6 s"); each raises InvalidInput.
     rules: tuple[Callable[[dict[str, Any]], None], ...] = ()
+    # The images it can start from (image-to-video, edits); none for text-only models.
+    image_inputs: tuple[ImageInput, ...] = ()
 
     @property
     def remote_name(self) -> str:
@@ -162,6 +195,14 @@ class ModelSpec:
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
+
+    def image_input(self, role: str) -> ImageInput | None:
+        return next((i for i in self.image_inputs if i.role == role), None)
+
+    @property
+    def needs_image(self) -> bool:
+        """Whether it only works from an image (an image-to-video model, say)."""
+        return any(i.required for i in self.image_inputs)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if p.default is not None}

@@ -276,7 +276,7 @@ def test_worker_once_logs_nothing_at_info_unless_the_database_was_upgraded(cli, 
     database = tmp_path / "data" / "mediagen.db"
     assert first.stderr.splitlines() == [line for line in first.stderr.splitlines() if "alembic" not in line]
     [created] = first.stderr.splitlines()
-    assert f"INFO mediagen.db.engine: created the database {database} at revision 0009" in created
+    assert f"INFO mediagen.db.engine: created the database {database} at revision 0010" in created
 
     again = cli("worker", "--once")
     assert again.returncode == 0 and again.stderr == ""
@@ -291,9 +291,9 @@ def test_worker_once_logs_nothing_at_info_unless_the_database_was_upgraded(cli, 
     upgraded = cli("worker", "--once")
     assert upgraded.returncode == 0
     [line] = upgraded.stderr.splitlines()
-    assert f"INFO mediagen.db.engine: upgraded the database {database} from revision 0007 to 0009" in line
+    assert f"INFO mediagen.db.engine: upgraded the database {database} from revision 0007 to 0010" in line
     told = cli("db", "upgrade")
-    assert told.stderr == f"the database {database} is at revision 0009, the latest\n"
+    assert told.stderr == f"the database {database} is at revision 0010, the latest\n"
 
 
 def test_a_database_deleted_beside_earlier_media_is_refused_not_started_afresh(cli, tmp_path) -> None:
@@ -312,7 +312,7 @@ def test_a_database_deleted_beside_earlier_media_is_refused_not_started_afresh(c
 
     made = cli("db", "create")
     assert made.returncode == 0, made.stderr
-    assert made.stderr == f"created the database {database} at revision 0009\n"
+    assert made.stderr == f"created the database {database} at revision 0010\n"
     assert json.loads(cli("jobs").stdout) == []
 
 

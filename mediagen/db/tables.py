@@ -95,6 +95,15 @@ class Job(Leased, Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     retried_from: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    # Lineage: the job this one was made from (its image as a first frame, an edit or variation of
+    # it, or "run again with changes"), and how (``jobs.lineage.Derivation``). The reverse ("that
+    # image led to these") is a lookup on the index.
+    derived_from: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    derivation: Mapped[str | None] = mapped_column(String(16))
+    # A column of a comparison (one prompt on several models side by side); a re-run column keeps
+    # its number, and the newest job of a column is the one shown.
+    comparison_id: Mapped[str | None] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    comparison_column: Mapped[int | None] = mapped_column(Integer)
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     usage: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -110,6 +119,10 @@ class Job(Leased, Base):
     )
     webhooks: Mapped[list[WebhookDelivery]] = relationship(
         back_populates="job", order_by="WebhookDelivery.created_at", cascade="all, delete-orphan"
+    )
+    # The images this job started from (reference images), kept with it, apart from its results.
+    inputs: Mapped[list[JobInput]] = relationship(
+        back_populates="job", order_by="JobInput.index", cascade="all, delete-orphan"
     )
 
 
@@ -132,6 +145,53 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="assets")
+
+
+class JobInput(Base):
+    """An image a job started from (a first frame, the image to edit, its mask), checked and
+    copied into our storage under the job's own key prefix before the job was created, so it
+    lives and is deleted with the job whatever happens to where it came from."""
+
+    __tablename__ = "job_inputs"
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_job_inputs_job_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # ``catalog.ImageInput.role``: image, mask
+    storage: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(512))
+    content_type: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    # Where it came from, for people: "job 1a2b…", "upload cat.png", "https://…" (no query string).
+    origin: Mapped[str] = mapped_column(String(512))
+    # The job whose result it is, when it is one of ours (lineage; kept when that job is deleted).
+    source_job_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="inputs")
+
+
+class Comparison(Base):
+    """One prompt on several models or settings side by side: its columns are jobs
+    (``Job.comparison_id``), made together through the one engine and shown together."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (Index("ix_comparisons_owner_created", "owner", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    kind: Mapped[JobKind] = mapped_column(String(16))
+    prompt: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    # What each column asked for, in order: [{"model": ..., "params": {...}}, ...].
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The starred column's job. No foreign key (jobs already refer to comparisons): a winner since
+    # deleted simply shows none.
+    winner_job_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobEvent(Base):

@@ -23,6 +23,7 @@ from ..errors import Conflict, MediagenError, NotFound
 from ..studio import Studio
 from ..webhooks.outbox import check_webhook_url
 from ..worker import step
+from .lineage import Lineage, Placement
 from .queries import get_job
 from .status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from .transitions import clear_leftovers, record
@@ -80,9 +81,10 @@ def generate_image(
     model: str | None = None,
     params: dict[str, Any] | None = None,
     owner: str = "local",
+    lineage: Lineage | None = None,
 ) -> Job:
     """Generate and wait: the returned job has succeeded (with assets) or failed (with why)."""
-    return start_image(studio, prompt, model=model, params=params, owner=owner).result()
+    return start_image(studio, prompt, model=model, params=params, owner=owner, lineage=lineage).result()
 
 
 def start_image(
@@ -92,12 +94,14 @@ def start_image(
     model: str | None = None,
     params: dict[str, Any] | None = None,
     owner: str = "local",
+    lineage: Lineage | None = None,
+    placement: Placement | None = None,
 ) -> Future[Job]:
     """Validate and create the image job, and start it in this process's generation pool; the
     future gives the finished job (an HTTP handler awaits it without holding a thread)."""
     request = validate(studio, JobKind.IMAGE, prompt, model, params)
     studio.check_generation_room()
-    return _start_here(studio, _create(studio, request, owner))
+    return _start_here(studio, _create(studio, request, owner, lineage=lineage, placement=placement))
 
 
 def submit_video(
@@ -108,11 +112,13 @@ def submit_video(
     params: dict[str, Any] | None = None,
     owner: str = "local",
     webhook_url: str | None = None,
+    lineage: Lineage | None = None,
+    placement: Placement | None = None,
 ) -> Job:
     """Queue a video job and return at once; a worker submits it and follows it to the end.
     With ``webhook_url``, the job's final state is POSTed there, signed."""
     request = validate(studio, JobKind.VIDEO, prompt, model, params, webhook_url)
-    return get_job(studio, _create(studio, request, owner).job_id)
+    return get_job(studio, _create(studio, request, owner, lineage=lineage, placement=placement).job_id)
 
 
 def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: User | None = None) -> Job:
@@ -157,7 +163,15 @@ def cancel_job(studio: Studio, job_id: str, *, actor: User | None = None) -> Job
     return get_job(studio, job_id)
 
 
-def _create(studio: Studio, request: Request, owner: str, retried_from: str | None = None) -> step.Claim:
+def _create(
+    studio: Studio,
+    request: Request,
+    owner: str,
+    retried_from: str | None = None,
+    *,
+    lineage: Lineage | None = None,
+    placement: Placement | None = None,
+) -> step.Claim:
     """Write the queued job; return the claim its first step runs under. An image is created
     leased to this process (it runs here, now) until its deadline, when a worker would time it
     out; a video is due for a worker's poll at once."""
@@ -174,6 +188,10 @@ def _create(studio: Studio, request: Request, owner: str, retried_from: str | No
             params=request.params,
             owner=owner,
             retried_from=retried_from,
+            derived_from=lineage.parent if lineage else None,
+            derivation=lineage.how.value if lineage else None,
+            comparison_id=placement.comparison_id if placement else None,
+            comparison_column=placement.column if placement else None,
             webhook_url=request.webhook_url,
             created_at=now,
             deadline_at=deadline,

@@ -18,12 +18,12 @@ MAX_LISTED = 1000
 
 
 def get_job(studio: Studio, job_id: str, *, story: bool = True) -> Job:
-    """The job with its assets, and (with ``story``) its events and webhook deliveries; a status
-    read needs only the first, and a long-running video may have hundreds of events."""
+    """The job with its assets, and (with ``story``) its inputs, events and webhook deliveries; a
+    status read needs only the first, and a long-running video may have hundreds of events."""
     # One round trip for the status read: a job has a handful of assets at most.
     loads: list[Any] = [joinedload(Job.assets)]
     if story:
-        loads += [selectinload(Job.events), selectinload(Job.webhooks)]
+        loads += [selectinload(Job.inputs), selectinload(Job.events), selectinload(Job.webhooks)]
     with studio.db.read() if story else studio.db.peek() as session:
         job = session.scalars(select(Job).where(Job.id == job_id).options(*loads)).unique().one_or_none()
         if job is None:
@@ -32,8 +32,8 @@ def get_job(studio: Studio, job_id: str, *, story: bool = True) -> Job:
 
 
 def get_jobs(studio: Studio, job_ids: Sequence[str]) -> list[Job]:
-    """The jobs (with their assets) of those ids that exist, newest first."""
-    query = select(Job).where(Job.id.in_(list(job_ids))).options(selectinload(Job.assets))
+    """The jobs (with their assets and inputs) of those ids that exist, newest first."""
+    query = select(Job).where(Job.id.in_(list(job_ids))).options(selectinload(Job.assets), selectinload(Job.inputs))
     with studio.db.read() as session:
         return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc())))
 

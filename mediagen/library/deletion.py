@@ -41,8 +41,8 @@ class Deleted:
 
 
 def stored_keys(job: Job) -> list[str]:
-    """Every object a job (with its assets loaded) may have in storage."""
-    return keys.stored_keys(job.kind, job.assets)
+    """Every object a job (with its assets and inputs loaded) may have in storage."""
+    return keys.stored_keys(job.kind, job.assets) + [i.key for i in job.inputs]
 
 
 def delete_jobs(studio: Studio, job_ids: Sequence[str], *, actor: User | None = None) -> Deleted:
@@ -69,7 +69,10 @@ def _delete(studio: Studio, choose: Callable[[Session], list[str]], *, actor: Us
     with studio.db.write() as session:
         ids = choose(session)
         found = session.scalars(
-            select(Job).where(Job.id.in_(ids)).options(selectinload(Job.assets)).with_for_update()
+            select(Job)
+            .where(Job.id.in_(ids))
+            .options(selectinload(Job.assets), selectinload(Job.inputs))
+            .with_for_update()
         ).all()
         if missing := set(ids) - {job.id for job in found}:
             raise NotFound(f"no job with id {sorted(missing)[0]!r}")
@@ -82,6 +85,8 @@ def _delete(studio: Studio, choose: Callable[[Session], list[str]], *, actor: Us
         session.add_all(outbox)
         # A retry keeps its own result; only its link back to the deleted job goes.
         session.execute(update(Job).where(Job.retried_from.in_(ids)).values(retried_from=None))
+        # Lineage outlives a deleted parent as a note on the child's inputs (``JobInput.origin``).
+        session.execute(update(Job).where(Job.derived_from.in_(ids)).values(derived_from=None))
         # One statement; the schema's ON DELETE CASCADE (SQLite: foreign_keys=ON, see db.py) takes
         # assets, events, webhook records, stars and collection entries with the jobs, where the
         # ORM's cascade would load and delete each child row by itself.

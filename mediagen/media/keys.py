@@ -3,9 +3,12 @@
     {kind}/{yyyy}/{mm}/{dd}/{job_id}-{index}.{ext}           an output as the provider made it
     {kind}/{yyyy}/{mm}/{dd}/{job_id}-{index}.thumb.webp      its thumbnail (a video's poster frame)
     {kind}/{yyyy}/{mm}/{dd}/{job_id}-{index}.{suffix}        another format of it, made on demand
+    inputs/{yyyy}/{mm}/{dd}/{job_id}-{index}.{ext}           an image a job started from
 
 Keys are deterministic per job, so an ingest repeated by a second worker overwrites instead of
-duplicating, and everything of a job shares one prefix (``job_key_prefix``) for clean-up.
+duplicating, and everything a job's ingest writes shares one prefix (``job_key_prefix``) for
+clean-up. Inputs live apart: they are written before the job exists and kept whatever its outcome
+(a failed job keeps what it was asked to start from, for its details and its retry).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ def job_key_prefix(kind: JobKind | str, created_at: datetime, job_id: str) -> st
 
 def media_key(kind: JobKind | str, created_at: datetime, job_id: str, index: int, ext: str) -> str:
     return f"{job_key_prefix(kind, created_at, job_id)}{index}.{ext}"
+
+
+def input_key(created_at: datetime, job_id: str, index: int, ext: str) -> str:
+    return f"inputs/{created_at:%Y/%m/%d}/{job_id}-{index}.{ext}"
 
 
 def _stem(original_key: str) -> str:

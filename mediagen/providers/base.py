@@ -48,6 +48,25 @@ class MediaSource:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """An image a generation starts from (``catalog.ImageInput``), checked and kept in our storage
+    with its job. Providers read its bytes (to upload them, or as a ``data:`` URL), or pass
+    ``url`` where the provider fetches images itself and our storage is reachable from it."""
+
+    role: str  # ``catalog.ImageInput.role``: image, mask
+    content_type: str
+    width: int
+    height: int
+    read: Callable[[], bytes] = field(repr=False)
+    url: str | None = None  # public (CDN) or presigned; None when only this machine can reach it
+    name: str = "image.png"  # a file name for multipart uploads
+
+
+def reference(references: Sequence[Reference], role: str) -> Reference | None:
+    return next((r for r in references if r.role == role), None)
+
+
+@dataclass(frozen=True)
 class ImageResult:
     outputs: list[MediaSource]
     usage: dict[str, Any] = field(default_factory=dict)
@@ -85,12 +104,21 @@ class PollResult:
 
 @runtime_checkable
 class ImageProvider(Protocol):
-    def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult: ...
+    def generate(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> ImageResult:
+        """Make images; with ``references`` (only roles ``model.image_inputs`` declares), an edit
+        or variation of the ``image`` one."""
+        ...
 
 
 @runtime_checkable
 class VideoProvider(Protocol):
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted: ...
+    def submit(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> Submitted:
+        """Start a task; with a ``references`` ``image``, the video starts from it (first frame)."""
+        ...
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult: ...
 

@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from pydantic import Field
 from ..catalog import IntRange, ModelSpec, Size, parse_size
 from ..config import Settings
 from ..jobs.status import JobKind
-from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
+from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .local_art import render, render_png, scene_for
 from .settings import ProviderSettings
 
@@ -122,7 +123,9 @@ class LocalProvider:
         self._slots = threading.BoundedSemaphore((own or LocalSettings()).render_slots)
 
     # -- images -------------------------------------------------------------------------
-    def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
+    def generate(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> ImageResult:
         width, height = parse_size(params["size"])
         seed = params.get("seed") or 0
         with self._slots:
@@ -130,7 +133,9 @@ class LocalProvider:
         return ImageResult(outputs=outputs, usage={"images": len(outputs), "size": params["size"]})
 
     # -- videos -------------------------------------------------------------------------
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
+    def submit(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> Submitted:
         task_id = uuid.uuid4().hex
         task_dir = self.tasks_dir / task_id
         task_dir.mkdir(parents=True)

@@ -7,6 +7,7 @@ the provider's own message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import httpx
 from ..catalog import Choice, ModelSpec
 from ..errors import InvalidInput, ProviderError
 from ..jobs.status import JobKind
-from .base import MediaSource, PollResult, ProviderEntry, Submitted, TaskState
+from .base import MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .http import ErrorDetail, RemoteProvider, json_or_error
 from .settings import RemoteSettings
 
@@ -144,7 +145,9 @@ class MiniMaxProvider(RemoteProvider):
         response = self.http.call(method, path, **kwargs)
         return check_base_resp(json_or_error(self.http, response)), response
 
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
+    def submit(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> Submitted:
         data, response = self._json(
             "POST", "v1/video_generation", creates=True, json=create_request(model, prompt, params)
         )

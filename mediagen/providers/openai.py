@@ -7,6 +7,7 @@ API work too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import httpx
 from ..catalog import Choice, IntRange, ModelSpec, Size
 from ..errors import InvalidInput, ProviderError
 from ..jobs.status import JobKind
-from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
+from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .http import ErrorDetail, ProviderHttp, RemoteProvider, json_or_error
 from .settings import RemoteSettings
 
@@ -196,11 +197,15 @@ class OpenAIProvider(RemoteProvider):
     label = "OpenAI"
     read_error = staticmethod(read_error)
 
-    def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
+    def generate(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> ImageResult:
         response = self.http.call("POST", "images/generations", creates=True, json=image_request(model, prompt, params))
         return parse_images(json_or_error(self.http, response), request_id(response))
 
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
+    def submit(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> Submitted:
         response = self.http.call("POST", "videos", creates=True, files=video_form(model, prompt, params))
         data = json_or_error(self.http, response)
         if not data.get("id"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from ..catalog import Choice, IntRange, ModelSpec
 from ..errors import ProviderError
 from ..jobs.status import JobKind
-from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Submitted, TaskState
+from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .http import ErrorDetail, RemoteProvider, json_or_error
 from .settings import RemoteSettings
 
@@ -151,7 +152,9 @@ class ReplicateProvider(RemoteProvider):
             raise ProviderError("Replicate accepted the prediction but returned no id", code="malformed_response")
         return data
 
-    def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
+    def generate(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> ImageResult:
         deadline_s = self.studio_settings.image_deadline_s
         data = self._create(
             model, prompt, params, {"Prefer": f"wait={PREFER_WAIT_S}", "Cancel-After": f"{deadline_s}s"}
@@ -171,7 +174,9 @@ class ReplicateProvider(RemoteProvider):
             )
         return ImageResult(result.outputs, usage=result.usage, request_id=str(data["id"]))
 
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
+    def submit(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> Submitted:
         data = self._create(model, prompt, params, {"Cancel-After": f"{self.studio_settings.video_deadline_s}s"})
         return Submitted(str(data["id"]))
 

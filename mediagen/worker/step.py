@@ -31,12 +31,12 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from ..catalog import ModelSpec
 from ..db.leases import release
-from ..db.tables import Job, JobEvent, utcnow
+from ..db.tables import Job, JobEvent, JobInput, utcnow
 from ..errors import DatabaseUnavailable, IngestError, MediagenError, ProviderError
 from ..jobs.status import JobKind, JobStatus
 from ..jobs.transitions import fenced, finish, record
 from ..media.ingest import ingest_outputs
-from ..providers.base import MediaSource, PollResult, TaskState
+from ..providers.base import MediaSource, PollResult, Reference, TaskState
 from ..studio import Studio
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> StepOutcome:
     provider = studio.provider(claim.provider)
     if claim.one_step:
         try:
-            made = provider.generate(spec, claim.prompt, claim.params)
+            made = provider.generate(spec, claim.prompt, claim.params, _references(studio, claim, spec))
         except ProviderError as exc:
             return _fail(studio, claim, exc.code, str(exc))
         return _store(
@@ -237,7 +237,7 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> StepOutcome:
             request_id=made.request_id,
         )
     try:
-        submitted = provider.submit(spec, claim.prompt, claim.params)
+        submitted = provider.submit(spec, claim.prompt, claim.params, _references(studio, claim, spec))
     except ProviderError as exc:
         if exc.retryable:  # refused before acceptance (e.g. rate limited): safe to send again
 
@@ -265,6 +265,38 @@ def _submit(studio: Studio, claim: Claim, spec: ModelSpec) -> StepOutcome:
         _cancel_quietly(studio, claim, spec, submitted.task_id)  # do not leave the task running there
         return StepOutcome.STALE
     return StepOutcome.SUBMITTED
+
+
+def _references(studio: Studio, claim: Claim, spec: ModelSpec) -> list[Reference]:
+    """The images the job starts from, as the provider reads them: from our storage, where they
+    were copied (and checked) when the job was created."""
+    if not spec.image_inputs:  # a text-only model: no read for the many jobs that have none
+        return []
+    with studio.db.read() as session:
+        rows = session.scalars(select(JobInput).where(JobInput.job_id == claim.job_id).order_by(JobInput.index)).all()
+    storage = studio.storage
+    # Only a bucket's URLs reach a remote provider; local storage is served on this machine only.
+    fetchable = storage.name == "s3"
+
+    def reader(key: str) -> Callable[[], bytes]:
+        def read() -> bytes:
+            with storage.open(key) as stream:
+                return stream.read()
+
+        return read
+
+    return [
+        Reference(
+            role=row.role,
+            content_type=row.content_type,
+            width=row.width,
+            height=row.height,
+            read=reader(row.key),
+            url=storage.url(row.key) if fetchable else None,
+            name=row.key.rsplit("/", 1)[-1],
+        )
+        for row in rows
+    ]
 
 
 def _while_database_away(studio: Studio, write: Callable[[], Result]) -> Result:

@@ -132,7 +132,7 @@ def test_an_upgrade_from_empty_is_one_transaction(tmp_path) -> None:
     db.upgrade()
     assert len(commits) == 1
     with db.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0009"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0010"
 
 
 def test_a_full_database_reads_as_one_sentence_naming_it(tmp_path) -> None:
@@ -158,11 +158,11 @@ def test_upgrades_log_one_line_when_they_change_something_and_nothing_otherwise(
     caplog.set_level(logging.INFO)
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     assert db.upgrade("0007") == f"created the database {tmp_path / 'x.db'} at revision 0007"
-    assert db.upgrade() == f"upgraded the database {tmp_path / 'x.db'} from revision 0007 to 0009"
-    assert db.upgrade() is None and db.revision() == "0009"
+    assert db.upgrade() == f"upgraded the database {tmp_path / 'x.db'} from revision 0007 to 0010"
+    assert db.upgrade() is None and db.revision() == "0010"
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
         ("mediagen.db.engine", f"created the database {tmp_path / 'x.db'} at revision 0007"),
-        ("mediagen.db.engine", f"upgraded the database {tmp_path / 'x.db'} from revision 0007 to 0009"),
+        ("mediagen.db.engine", f"upgraded the database {tmp_path / 'x.db'} from revision 0007 to 0010"),
     ]
 
 

@@ -359,7 +359,7 @@ def test_the_search_migration_upgrades_a_filled_database_and_downgrades(settings
             with db.read() as session:
                 assert session.scalar(text("SELECT to_regprocedure('fold_for_search(text)')")) is None
         db.upgrade()
-        assert db.revision() == "0009"
+        assert db.revision() == "0010"
         assert [job.id for job in browse.page_of_jobs(studio, browse.JobFilters(text="LIGHT storm")).jobs] == [made.id]
     finally:
         studio.close()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from mediagen.catalog import IntRange, ModelSpec
 from mediagen.jobs.status import JobKind
-from mediagen.providers.base import ImageResult, PollResult, ProviderEntry, Submitted
+from mediagen.providers.base import ImageResult, PollResult, ProviderEntry, Reference, Submitted
 from mediagen.providers.settings import ProviderSettings
 
 VIDEO_MODEL = ModelSpec(
@@ -39,14 +40,18 @@ class ScriptedProvider:
         self.discarded: list[str] = []
         self._lock = threading.Lock()
 
-    def generate(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> ImageResult:
+    def generate(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> ImageResult:
         answer = self.image_answer
         if isinstance(answer, Exception):
             raise answer
         assert answer is not None, "the test did not script an image answer"
         return answer
 
-    def submit(self, model: ModelSpec, prompt: str, params: dict[str, Any]) -> Submitted:
+    def submit(
+        self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+    ) -> Submitted:
         if self.submit_error is not None:
             raise self.submit_error
         with self._lock:
