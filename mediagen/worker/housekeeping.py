@@ -44,11 +44,14 @@ RETENTION_PER_RUN = 500
 DRAIN_BACKOFF_S = 60.0
 # A chore's lease: longer than any one run of it takes.
 CHORE_LEASE_S = 600.0
+# The sweeps take milliseconds and are safe to run twice at once (each folder's lock decides), so
+# a worker killed during one holds up the next only briefly, not for a chore's ten minutes.
+SWEEP_LEASE_S = 30.0
 # Dead uploads only take disk space (they are never served), so a minute between sweeps is plenty.
 UPLOAD_SWEEP_EVERY_S = 60.0
 
 
-def run(studio: Studio, worker_id: str, *, claimed_jobs: bool) -> tuple[Counter[str], str | None]:
+def run(studio: Studio, worker_id: str) -> tuple[Counter[str], str | None]:
     """Every chore that is this worker's to do now; what they did, and the first error if any."""
     done: Counter[str] = Counter()
     errors: list[str] = []
@@ -66,8 +69,7 @@ def run(studio: Studio, worker_id: str, *, claimed_jobs: bool) -> tuple[Counter[
     chore("webhook", lambda: deliver_due(studio, worker_id))
     chore("deletions", lambda: _drain(studio, worker_id))
     chore("retention", lambda: _retention(studio, worker_id))
-    if claimed_jobs:  # a claimed job may be one whose worker was killed mid-download
-        chore("spool", lambda: _sweep_spool(studio, worker_id))
+    chore("spool", lambda: _sweep_spool(studio, worker_id))
     if isinstance(local := studio.storage, LocalStorage):
         chore("uploads", lambda: _sweep_uploads(studio, local, worker_id))
     return done, errors[0] if errors else None
@@ -101,7 +103,7 @@ def _retention(studio: Studio, worker_id: str) -> Counter[str]:
 
 def _sweep_spool(studio: Studio, worker_id: str) -> Counter[str]:
     # The spool is on this machine's disk: one sweep per machine, whatever the workers elsewhere do.
-    turn = leases.take_turn(studio.db, f"spool-sweep@{socket.gethostname()}", worker_id, lease_s=CHORE_LEASE_S)
+    turn = leases.take_turn(studio.db, f"spool-sweep@{socket.gethostname()}", worker_id, lease_s=SWEEP_LEASE_S)
     if turn is None:
         return Counter()
     # Files of versions before per-process folders: a live download's is younger than the lease.
@@ -112,7 +114,7 @@ def _sweep_spool(studio: Studio, worker_id: str) -> Counter[str]:
 
 def _sweep_uploads(studio: Studio, storage: LocalStorage, worker_id: str) -> Counter[str]:
     # The upload folder is on this machine's disk, like the spool: one sweep per machine.
-    turn = leases.take_turn(studio.db, f"upload-sweep@{socket.gethostname()}", worker_id, lease_s=CHORE_LEASE_S)
+    turn = leases.take_turn(studio.db, f"upload-sweep@{socket.gethostname()}", worker_id, lease_s=SWEEP_LEASE_S)
     if turn is None:
         return Counter()
     removed = storage.sweep_uploads()

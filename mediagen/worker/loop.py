@@ -87,7 +87,7 @@ class Worker:
         try:
             self._take_stock_after_outage()
             report.steps, report.error = self._sweep(copies, keep_polling_s)
-            report.housekeeping, chore_error = housekeeping.run(self.studio, self.worker_id, claimed_jobs=report.busy)
+            report.housekeeping, chore_error = housekeeping.run(self.studio, self.worker_id)
             report.error = report.error or chore_error
             if beat:
                 self._beat(report)

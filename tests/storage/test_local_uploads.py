@@ -92,7 +92,7 @@ def test_stale_upload_files_are_swept_at_start_and_by_housekeeping(tmp_path: Pat
     os.utime(dead, (old, old))
     studio = Studio.open(settings)
     try:
-        done, error = housekeeping.run(studio, "worker-1", claimed_jobs=False)
+        done, error = housekeeping.run(studio, "worker-1")
     finally:
         studio.close()
     assert error is None

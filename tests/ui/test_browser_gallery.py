@@ -92,6 +92,9 @@ def _asks_then_keeps(page, key: str) -> None:
     assert keep_box["x"] > yes_box["x"] + yes_box["width"]  # side by side
     assert asked["y"] + asked["height"] <= yes_box["y"]  # the question above its answers
     assert yes_box["x"] >= asked["x"] - 40  # under it, not out in the row
+    # As a person would, answer once the app has settled from opening the question: a click sent
+    # while that run is still going (seconds, on a loaded machine) can be overtaken by it.
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
     keep.click()
     question.wait_for(state="hidden")
 

@@ -38,7 +38,7 @@ from mediagen.db.tables import Asset, Job, WorkerHeartbeat
 from mediagen.errors import Conflict
 from mediagen.jobs import actions
 from mediagen.jobs.status import JobStatus
-from mediagen.worker import loop
+from mediagen.worker import housekeeping, loop
 from mediagen.worker.loop import Worker as InProcessWorker
 
 from ..conftest import DATABASES, fresh_database
@@ -156,7 +156,12 @@ def _kill_mid_download(workdir: Path, database_url: str | None) -> KillOutcome:
             wait_for(lambda: JobStatus(job_row(studio, follow_up.id).status).is_final, 30, "the follow-up job")
             assert job_row(studio, follow_up.id).status == JobStatus.SUCCEEDED
             assert time.time() - killed_at > LEASE_S
-            outcome.spool_at_end = spool_leftovers(data_dir)
+            # The sweep is a chore of every tick, once per poll interval per machine; a worker
+            # killed while sweeping holds it up for the sweep's lease at most.
+            deadline = time.monotonic() + housekeeping.SWEEP_LEASE_S + 10
+            while (left := spool_leftovers(data_dir)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            outcome.spool_at_end = left
             return outcome
         finally:
             studio.close()
@@ -461,7 +466,7 @@ def test_a_raising_tick_does_not_stop_the_background_scheduler(tmp_path: Path, m
 
 
 # -- e. several pollers and a submitter on one SQLite file ------------------------------------
-SUBMIT_FOR_S = 45.0
+SUBMIT_FOR_S = 30.0
 
 
 def test_two_workers_and_the_in_process_poller_share_one_sqlite_file(tmp_path: Path, caplog) -> None:
@@ -541,7 +546,7 @@ def test_two_workers_and_the_in_process_poller_share_one_sqlite_file(tmp_path: P
                 assert "database is locked" not in text, f"{name}:\n{text[-4000:]}"
                 assert "OperationalError" not in text, f"{name}:\n{text[-4000:]}"
             assert submit_errors == []
-            assert len(created) > 150, "the submitter should have kept the pollers busy"
+            assert len(created) > 100, "the submitter should have kept the pollers busy"
 
             rows = assert_every_job_ended_once(studio, data_dir, created, canceled)
 
