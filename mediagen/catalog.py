@@ -161,14 +161,21 @@ class ImageInput:
     min_side: int = 1
     max_side: int = 8192
     square: bool = False
+    # Longest side over shortest side at most this (MiniMax: 2:5 to 5:2 is 2.5); None: any shape.
+    max_aspect: float | None = None
     # The mask must have the image's own size; a first frame is fitted to the video's size.
     same_size_as_image: bool = False
+    # What the model does with it, for people (a form's help); ``describe`` stays the constraints,
+    # the "allowed" of a refusal.
+    help: str = ""
 
     def describe(self) -> str:
         text = f"{', '.join(f.upper() for f in self.formats)} up to {self.max_bytes // (1024 * 1024)} MB"
         text += f", sides {self.min_side}–{self.max_side} px"
         if self.square:
             text += ", square"
+        if self.max_aspect:
+            text += f", at most {self.max_aspect:g}:1 either way"
         if self.same_size_as_image:
             text += ", the size of the image"
         return text

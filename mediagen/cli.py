@@ -24,12 +24,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import cli_compare
 from .admin import rollup
 from .auth import keys as api_keys
 from .config import Settings
 from .db.engine import explain
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, InvalidInput, MediagenError
 from .jobs import actions, queries
+from .jobs.lineage import Derivation, Lineage
+from .jobs.reference_sources import job_id_in
+from .jobs.references import ImageRef
 from .jobs.schema import JobOut
 from .jobs.status import JobKind, JobStatus
 from .media.derive import copy_to, derive
@@ -40,6 +44,7 @@ from .worker.sweep import tick
 log = logging.getLogger("mediagen.cli")
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports after Ctrl+C
 EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141, what a shell reports for `yes | head`
+REF_HELP = "a job id (its first image), a file path or an http(s) URL"
 
 
 class _ReaderGone(Exception):
@@ -57,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1024x1024")
     image.add_argument("--n", type=int, help="how many images")
     image.add_argument("--seed", type=int, help="same prompt and seed give the same result")
+    image.add_argument("--image", metavar="REF", help=f"edit this image: {REF_HELP}")
+    image.add_argument("--mask", metavar="REF", help="where the edit may paint: a PNG whose transparent pixels mark it")
 
     video = sub.add_parser("video", help="queue a video job (and with --wait, follow it to the end)")
     video.add_argument("prompt")
@@ -65,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
     video.add_argument("--seed", type=int, help="same prompt and seed give the same result")
     video.add_argument("--wait", action="store_true", help="poll the job here until it ends")
+    video.add_argument("--image", metavar="REF", help=f"start the video on this image: {REF_HELP}")
     video.add_argument("--webhook-url", help="POST the job's final state here, signed (Standard Webhooks)")
 
     listing = sub.add_parser("jobs", help="list jobs, newest first")
@@ -91,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "(they are not listed in it)",
     )
 
+    cli_compare.add_parser(sub)
     sub.add_parser("models", help="list the models configured here, their aliases and options")
 
     keys = sub.add_parser("keys", help="API keys: create (the secret is shown once), list, revoke")
@@ -208,14 +217,33 @@ def _finished(studio: Studio, job: Any) -> int:
     return EXIT_FAILED
 
 
+def _references(image: str | None, mask: str | None, how: Derivation) -> tuple[list[ImageRef], Lineage | None]:
+    """The images named by ``--image``/``--mask``; an ``--image`` that is one of our jobs is
+    also recorded as where the new job came from."""
+    refs = [ImageRef(role, source=ref) for role, ref in (("image", image), ("mask", mask)) if ref is not None]
+    parent = job_id_in(image)
+    return refs, Lineage(parent, how) if parent else None
+
+
 def _image(studio: Studio, args: argparse.Namespace) -> int:
     params = {"size": args.size, "n": args.n, "seed": args.seed}
-    return _finished(studio, actions.generate_image(studio, args.prompt, model=args.model, params=params))
+    refs, lineage = _references(args.image, args.mask, Derivation.EDIT)
+    job = actions.generate_image(studio, args.prompt, model=args.model, params=params, references=refs, lineage=lineage)
+    return _finished(studio, job)
 
 
 def _video(studio: Studio, args: argparse.Namespace) -> int:
     params = {"duration": args.duration, "size": args.size, "seed": args.seed}
-    job = actions.submit_video(studio, args.prompt, model=args.model, params=params, webhook_url=args.webhook_url)
+    refs, lineage = _references(args.image, None, Derivation.VIDEO)
+    job = actions.submit_video(
+        studio,
+        args.prompt,
+        model=args.model,
+        params=params,
+        webhook_url=args.webhook_url,
+        references=refs,
+        lineage=lineage,
+    )
     if args.wait:
         job = _wait(studio, job.id)
     return _finished(studio, job)
@@ -300,6 +328,8 @@ def _models(studio: Studio, args: argparse.Namespace) -> int:
                 "label": m.label,
                 "aliases": studio.catalog.aliases_of(m.name),
                 "params": {p.name: {"allowed": p.describe(), "default": p.default} for p in m.params},
+                # What `--image`/`--mask` may give it: {role: what is allowed}; {} for text-only models.
+                "image_inputs": {i.role: i.describe() for i in m.image_inputs},
             }
             for m in studio.catalog.models()
         ]
@@ -393,4 +423,5 @@ COMMANDS = {
     "models": _models,
     "keys": _keys,
     "download": _download,
+    "compare": lambda studio, args: cli_compare.run(studio, args, _emit),
 }

@@ -9,22 +9,25 @@ finished; a generation that fails is recorded as a failed job with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from ..auth.roles import User, require_change
 from ..catalog import ModelSpec, validate_params, validate_prompt
-from ..db.tables import Job, JobEvent, utcnow
+from ..db.tables import Job, JobEvent, JobInput, new_job_id, utcnow
 from ..errors import Conflict, MediagenError, NotFound
+from ..media.ingest import delete_keys
 from ..studio import Studio
 from ..webhooks.outbox import check_webhook_url
 from ..worker import step
-from .lineage import Lineage, Placement
+from .lineage import Derivation, Lineage, Placement
 from .queries import get_job
+from .references import NO_INPUTS, CheckedInputs, ImageRef, carried, check
 from .status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, JobStatus
 from .transitions import clear_leftovers, record
 
@@ -82,9 +85,13 @@ def generate_image(
     params: dict[str, Any] | None = None,
     owner: str = "local",
     lineage: Lineage | None = None,
+    references: Sequence[ImageRef] = (),
+    reader: User | None = None,
 ) -> Job:
     """Generate and wait: the returned job has succeeded (with assets) or failed (with why)."""
-    return start_image(studio, prompt, model=model, params=params, owner=owner, lineage=lineage).result()
+    return start_image(
+        studio, prompt, model=model, params=params, owner=owner, lineage=lineage, references=references, reader=reader
+    ).result()
 
 
 def start_image(
@@ -96,12 +103,20 @@ def start_image(
     owner: str = "local",
     lineage: Lineage | None = None,
     placement: Placement | None = None,
+    references: Sequence[ImageRef] = (),
+    reader: User | None = None,
 ) -> Future[Job]:
     """Validate and create the image job, and start it in this process's generation pool; the
-    future gives the finished job (an HTTP handler awaits it without holding a thread)."""
+    future gives the finished job (an HTTP handler awaits it without holding a thread).
+
+    ``references`` are the images it starts from (an edit, a variation), checked and stored with
+    the job (``jobs.references``); a job REF must be one ``reader`` may see (None: the studio
+    itself, the CLI, which alone may also name files on this machine)."""
     request = validate(studio, JobKind.IMAGE, prompt, model, params)
     studio.check_generation_room()
-    return _start_here(studio, _create(studio, request, owner, lineage=lineage, placement=placement))
+    with check(studio, request.model, references, reader=reader) as inputs:
+        claim = _create(studio, request, owner, lineage=lineage, placement=placement, inputs=inputs)
+    return _start_here(studio, claim)
 
 
 def submit_video(
@@ -114,17 +129,23 @@ def submit_video(
     webhook_url: str | None = None,
     lineage: Lineage | None = None,
     placement: Placement | None = None,
+    references: Sequence[ImageRef] = (),
+    reader: User | None = None,
 ) -> Job:
     """Queue a video job and return at once; a worker submits it and follows it to the end.
-    With ``webhook_url``, the job's final state is POSTed there, signed."""
+    With ``webhook_url``, the job's final state is POSTed there, signed. ``references``: its
+    first frame, as for ``start_image``."""
     request = validate(studio, JobKind.VIDEO, prompt, model, params, webhook_url)
-    return get_job(studio, _create(studio, request, owner, lineage=lineage, placement=placement).job_id)
+    with check(studio, request.model, references, reader=reader) as inputs:
+        claim = _create(studio, request, owner, lineage=lineage, placement=placement, inputs=inputs)
+    return get_job(studio, claim.job_id)
 
 
 def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: User | None = None) -> Job:
-    """A new job with the same parameters, linked to the old one (which keeps its outcome); with
-    an ``actor``, only the old job's owner or an admin may, and the new job is theirs. An image
-    retry waits for its result, as ``generate_image`` does."""
+    """A new job with the same parameters, images, lineage and comparison column, linked to the
+    old one (which keeps its outcome); with an ``actor``, only the old job's owner or an admin
+    may, and the new job is theirs. An image retry waits for its result, as ``generate_image``
+    does."""
     old = get_job(studio, job_id)
     if actor is not None:
         require_change(actor, old.owner, "retry")
@@ -135,7 +156,18 @@ def retry_job(studio: Studio, job_id: str, *, owner: str | None = None, actor: U
     request = validate(studio, JobKind(old.kind), old.prompt, old.model, old.params, old.webhook_url)
     if request.kind is JobKind.IMAGE:
         studio.check_generation_room()
-    claim = _create(studio, request, owner or old.owner, retried_from=old.id)
+    lineage = Lineage(old.derived_from, Derivation(old.derivation)) if old.derived_from and old.derivation else None
+    placement = Placement(old.comparison_id, old.comparison_column or 0) if old.comparison_id else None
+    with carried(studio, old) as inputs:
+        claim = _create(
+            studio,
+            request,
+            owner or old.owner,
+            retried_from=old.id,
+            lineage=lineage,
+            placement=placement,
+            inputs=inputs,
+        )
     return _start_here(studio, claim).result() if request.kind is JobKind.IMAGE else get_job(studio, claim.job_id)
 
 
@@ -171,15 +203,39 @@ def _create(
     *,
     lineage: Lineage | None = None,
     placement: Placement | None = None,
+    inputs: CheckedInputs = NO_INPUTS,
 ) -> step.Claim:
-    """Write the queued job; return the claim its first step runs under. An image is created
-    leased to this process (it runs here, now) until its deadline, when a worker would time it
-    out; a video is due for a worker's poll at once."""
+    """Write the queued job with its input images; return the claim its first step runs under.
+    An image is created leased to this process (it runs here, now) until its deadline, when a
+    worker would time it out; a video is due for a worker's poll at once. The inputs are stored
+    under the job's id first and their rows written with the job: if the job is not written,
+    they are deleted again."""
     now = utcnow()
+    job_id = new_job_id()
+    rows = inputs.store(studio, now, job_id)
+    try:
+        return _write_job(studio, request, owner, retried_from, lineage, placement, job_id, now, rows)
+    except BaseException:
+        delete_keys(studio.storage, [row.key for row in rows])
+        raise
+
+
+def _write_job(
+    studio: Studio,
+    request: Request,
+    owner: str,
+    retried_from: str | None,
+    lineage: Lineage | None,
+    placement: Placement | None,
+    job_id: str,
+    now: datetime,
+    rows: list[JobInput],
+) -> step.Claim:
     deadline = now + timedelta(seconds=studio.settings.deadline_for(request.kind, request.model.name))
     here = request.kind is JobKind.IMAGE
     with studio.db.write() as session:
         job = Job(
+            id=job_id,
             kind=request.kind,
             status=JobStatus.QUEUED,
             provider=request.model.provider,
@@ -202,6 +258,7 @@ def _create(
             submitted_at=None,
             transient_errors=0,
             progress=0,
+            inputs=rows,
         )
         session.add(job)
         session.flush()

@@ -46,7 +46,7 @@ def list_jobs(
     owner: str | None = None,
     limit: int = 50,
 ) -> list[Job]:
-    """The newest jobs, with their assets and webhook deliveries (what ``JobOut`` shows)."""
+    """The newest jobs, with their assets, inputs and webhook deliveries (what ``JobOut`` shows)."""
     if status is not None and status not in {s.value for s in JobStatus}:
         raise InvalidInput("status", f"{status!r} is not a status", [s.value for s in JobStatus])
     if kind is not None and kind not in {k.value for k in JobKind}:
@@ -55,7 +55,7 @@ def list_jobs(
         raise InvalidInput("limit", f"{limit} is out of range", f"1–{MAX_LISTED}")
     query = (
         select(Job)
-        .options(selectinload(Job.assets), selectinload(Job.webhooks))
+        .options(selectinload(Job.assets), selectinload(Job.inputs), selectinload(Job.webhooks))
         .order_by(Job.created_at.desc(), Job.id.desc())
         .limit(limit)
     )

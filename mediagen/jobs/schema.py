@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, PlainSerializer
 
-from ..db.tables import Asset, Job, JobEvent, WebhookDelivery
+from ..db.tables import Asset, Job, JobEvent, JobInput, WebhookDelivery
 from ..storage.base import Storage
 
 # ISO 8601 with its UTC offset, as Python writes it ("2026-12-02T19:38:32.123456+00:00").
@@ -38,6 +38,32 @@ class AssetOut(BaseModel):
             width=asset.width,
             height=asset.height,
             duration_s=asset.duration_s,
+        )
+
+
+class InputOut(BaseModel):
+    """An image the job started from (``role`` image or mask), kept with it in our storage."""
+
+    role: str
+    url: str
+    content_type: str
+    bytes: int
+    width: int
+    height: int
+    origin: str  # for people: "job 1a2b…", "upload cat.png", a URL without its query
+    source_job_id: str | None  # the job whose result it is, when it is one of ours
+
+    @classmethod
+    def of(cls, row: JobInput, storage: Storage) -> InputOut:
+        return cls(
+            role=row.role,
+            url=storage.url(row.key),
+            content_type=row.content_type,
+            bytes=row.bytes,
+            width=row.width,
+            height=row.height,
+            origin=row.origin,
+            source_job_id=row.source_job_id,
         )
 
 
@@ -88,6 +114,10 @@ class JobOut(BaseModel):
     error: str | None
     error_code: str | None
     retried_from: str | None
+    derived_from: str | None
+    derivation: str | None  # ``lineage.Derivation``: rerun, video, edit, variation
+    comparison_id: str | None
+    comparison_column: int | None
     provider_job_id: str | None
     provider_request_id: str | None
     revised_prompt: str | None
@@ -97,6 +127,7 @@ class JobOut(BaseModel):
     finished_at: Timestamp | None
     deadline_at: Timestamp | None
     assets: list[AssetOut]
+    inputs: list[InputOut]
     # Only for jobs that carry a webhook URL, and only when events are asked for: see ``of``.
     webhook_url: str | None = None
     webhooks: list[DeliveryOut] | None = None
@@ -104,7 +135,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job, storage: Storage, *, events: bool = False) -> JobOut:
-        """``job`` (with its assets loaded; its events and webhooks too when shown) as shown now."""
+        """``job`` (with its assets and inputs loaded; its events and webhooks too when shown) as shown now."""
         extra: dict[str, Any] = {}
         if job.webhook_url:
             extra["webhook_url"] = job.webhook_url.split("?", 1)[0]  # a query string may carry a token
@@ -123,6 +154,10 @@ class JobOut(BaseModel):
             error=job.error_message,
             error_code=job.error_code,
             retried_from=job.retried_from,
+            derived_from=job.derived_from,
+            derivation=job.derivation,
+            comparison_id=job.comparison_id,
+            comparison_column=job.comparison_column,
             provider_job_id=job.provider_job_id,
             provider_request_id=job.provider_request_id,
             revised_prompt=job.revised_prompt,
@@ -132,6 +167,7 @@ class JobOut(BaseModel):
             finished_at=job.finished_at,
             deadline_at=job.deadline_at,
             assets=[AssetOut.of(asset, storage) for asset in job.assets],
+            inputs=[InputOut.of(row, storage) for row in job.inputs],
             **extra,
         )
 

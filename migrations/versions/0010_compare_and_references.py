@@ -67,6 +67,14 @@ def _add_linked_column(name: str, target: str) -> None:
 
 
 def downgrade() -> None:
+    bind = op.get_bind()
+    # SQLite drops a column that refers to another table only by rebuilding the table, which
+    # drops its triggers (the prompt search index's, migration 0005): they are put back after,
+    # and the index rebuilt, as the copy may give the rows new rowids.
+    triggers = []
+    if bind.dialect.name == "sqlite":
+        found = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'")
+        triggers = [row[0] for row in found]
     op.drop_table("job_inputs")
     op.drop_index("ix_jobs_comparison_id", "jobs")
     op.drop_index("ix_jobs_derived_from", "jobs")
@@ -76,3 +84,7 @@ def downgrade() -> None:
         batch.drop_column("derivation")
         batch.drop_column("derived_from")
     op.drop_table("comparisons")
+    for trigger in triggers:
+        op.execute(trigger)
+    if triggers:
+        op.execute("INSERT INTO jobs_fts(jobs_fts) VALUES ('rebuild')")

@@ -30,7 +30,7 @@ class Gate(ScriptedProvider):
         self.threads: set[str] = set()
         self._count = threading.Lock()
 
-    def generate(self, model, prompt, params) -> ImageResult:  # type: ignore[no-untyped-def, override]
+    def generate(self, model, prompt, params, references=()) -> ImageResult:  # type: ignore[no-untyped-def, override]
         with self._count:
             self.inside += 1
             self.most = max(self.most, self.inside)
