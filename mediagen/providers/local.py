@@ -6,6 +6,10 @@ polls report rising progress from the task's state file, and the finished MP4 is
 a file for ingest. Because tasks live on disk, a job queued by the CLI can be finished by the
 app's worker or by ``python -m mediagen worker``; a render whose process died is restarted.
 
+Given a reference image, ``generate`` edits it (a variation per seed; a mask keeps its opaque
+part) and a video starts on it as its first frame (``local_edit``); the image is kept in the
+video's task folder, since another process may render it.
+
 Renders are CPU-bound and a video render holds about 100 MiB while it runs, so a process runs at
 most ``MEDIAGEN_LOCAL_RENDER_SLOTS`` of them (images and videos together); the rest wait their
 turn, reported as queued.
@@ -23,20 +27,20 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
-from PIL import Image
 from pydantic import Field
 
-from ..catalog import IntRange, ModelSpec, Size, parse_size
+from ..catalog import ModelSpec, parse_size
 from ..config import Settings
-from ..jobs.status import JobKind
-from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
-from .local_art import render, render_png, scene_for
+from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState, reference
+from .local_art import render_png, scene_for, scene_frame
+from .local_edit import MovingStill, edit_png
+from .local_models import MODELS
 from .settings import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -44,61 +48,9 @@ log = logging.getLogger(__name__)
 FPS = 24
 # A state file untouched for this long belongs to a render whose process died.
 STALE_RENDER_S = 30.0
-SEED = IntRange("seed", "Same prompt and seed give the same result", 0, 2**31 - 1, None)
-
-MODELS = (
-    ModelSpec(
-        name="local-image",
-        provider="local",
-        kind=JobKind.IMAGE,
-        label="Local procedural image (offline)",
-        max_prompt_chars=4000,
-        params=(
-            Size(
-                "size",
-                "Width x height in pixels",
-                presets=(
-                    "1024x1024",
-                    "512x512",
-                    "768x512",
-                    "512x768",
-                    "1536x1024",
-                    "1024x1536",
-                    "2048x2048",
-                    "256x256",
-                ),
-                min_side=256,
-                max_width=2048,
-                max_height=2048,
-                default_value="1024x1024",
-            ),
-            IntRange("n", "How many images", 1, 4, 1),
-            SEED,
-        ),
-    ),
-    ModelSpec(
-        name="local-video",
-        provider="local",
-        kind=JobKind.VIDEO,
-        label="Local procedural video (offline)",
-        max_prompt_chars=4000,
-        params=(
-            IntRange("duration", "Length in seconds", 1, 10, 4),
-            Size(
-                "size",
-                "Width x height in pixels (H.264 needs even sides)",
-                presets=("1280x720", "854x480", "640x360", "720x1280", "480x854", "512x512"),
-                min_side=64,
-                max_width=1280,
-                max_height=1280,
-                max_pixels=1280 * 720,
-                multiple_of=2,
-                default_value="854x480",
-            ),
-            SEED,
-        ),
-    ),
-)
+# The input image a video starts from, kept in its task folder: renders happen in whichever
+# process polls, so the task must carry everything it needs.
+FIRST_FRAME_FILE = "first-frame"
 
 
 class LocalSettings(ProviderSettings, env_prefix="MEDIAGEN_LOCAL_"):
@@ -128,8 +80,17 @@ class LocalProvider:
     ) -> ImageResult:
         width, height = parse_size(params["size"])
         seed = params.get("seed") or 0
+        image, mask = reference(references, "image"), reference(references, "mask")
         with self._slots:
-            outputs = [MediaSource(data=render_png(prompt, seed + i, width, height)) for i in range(params.get("n", 1))]
+            if image is None:
+                made = [render_png(prompt, seed + i, width, height) for i in range(params.get("n", 1))]
+            else:
+                image_data, mask_data = image.read(), mask.read() if mask is not None else None
+                # One seed per image, as without an image: n of them are n variations.
+                made = [
+                    edit_png(image_data, mask_data, prompt, seed + i, width, height) for i in range(params.get("n", 1))
+                ]
+            outputs = [MediaSource(data=data) for data in made]
         return ImageResult(outputs=outputs, usage={"images": len(outputs), "size": params["size"]})
 
     # -- videos -------------------------------------------------------------------------
@@ -139,7 +100,17 @@ class LocalProvider:
         task_id = uuid.uuid4().hex
         task_dir = self.tasks_dir / task_id
         task_dir.mkdir(parents=True)
-        _write_json(task_dir / "task.json", {"prompt": prompt, "params": params})
+        task: dict[str, Any] = {"prompt": prompt, "params": params}
+        image = reference(references, "image")
+        try:
+            if image is not None:
+                (task_dir / FIRST_FRAME_FILE).write_bytes(image.read())
+                task["first_frame"] = FIRST_FRAME_FILE
+            # task.json last: a folder without it is not a task yet.
+            _write_json(task_dir / "task.json", task)
+        except BaseException:
+            shutil.rmtree(task_dir, ignore_errors=True)  # no half-filed task left behind
+            raise
         return Submitted(task_id)
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult:
@@ -269,6 +240,7 @@ def _render_task(task_dir: Path) -> None:
         width, height = parse_size(params["size"])
         frames = int(params["duration"]) * FPS
         _write_json(state_file, _running(0))
+        first_frame = (task_dir / task["first_frame"]).read_bytes() if task.get("first_frame") else None
         finished = encode_mp4(
             task_dir / "output.mp4",
             task["prompt"],
@@ -277,6 +249,7 @@ def _render_task(task_dir: Path) -> None:
             height,
             frames,
             on_frame=lambda done: _report(task_dir, done, frames),
+            first_frame=first_frame,
         )
     except Exception as exc:
         if not _canceled(task_dir):  # the worker reads this as the provider's failure message
@@ -326,18 +299,32 @@ def _report(task_dir: Path, done: int, total: int) -> bool:
 
 
 def encode_mp4(
-    target: Path, prompt: str, seed: int, width: int, height: int, frames: int, on_frame: Any = None
+    target: Path,
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    frames: int,
+    on_frame: Any = None,
+    first_frame: bytes | None = None,
 ) -> bool:
     """Render and encode an H.264 MP4 with ``+faststart`` (moov first, so browsers play at once).
 
-    Frames are drawn at half size and scaled up: the art is smooth, so this costs nothing visible
-    and makes rendering about four times faster. Returns False, leaving no file, if ``on_frame``
-    asked to stop.
+    With ``first_frame`` (an image's bytes) the video starts on that image and moves from there
+    (``local_edit.MovingStill``). Returns False, leaving no file, if ``on_frame`` asked to stop.
     """
+    scene = scene_for(prompt, seed)
+    if first_frame is not None:
+        frame_at = MovingStill(first_frame, scene, f"{prompt}\x00{seed}", width, height, frames, FPS).frame
+    else:
+
+        def frame_at(index: int) -> np.ndarray:
+            return scene_frame(scene, width, height, index / FPS)
+
     partial = target.with_suffix(".part")
     container = av.open(str(partial), mode="w", format="mp4", options={"movflags": "+faststart"})
     try:
-        if _encode_frames(container, scene_for(prompt, seed), width, height, frames, on_frame):
+        if _encode_frames(container, frame_at, width, height, frames, on_frame):
             container.close()
             os.replace(partial, target)
             return True
@@ -348,15 +335,14 @@ def encode_mp4(
     return False
 
 
-def _encode_frames(container: Any, scene: Any, width: int, height: int, frames: int, on_frame: Any) -> bool:
+def _encode_frames(
+    container: Any, frame_at: Callable[[int], np.ndarray], width: int, height: int, frames: int, on_frame: Any
+) -> bool:
     stream = container.add_stream("libx264", rate=FPS)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.options = {"preset": "veryfast", "crf": "23"}
-    draw_w, draw_h = max(2, width // 2), max(2, height // 2)
     for index in range(frames):
-        small = render(scene, draw_w, draw_h, index / FPS)
-        pixels = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR))
-        for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame_at(index), format="rgb24")):
             container.mux(packet)
         if on_frame is not None and not on_frame(index + 1):
             return False

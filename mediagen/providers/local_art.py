@@ -100,6 +100,13 @@ def render(scene: Scene, width: int, height: int, t: float = 0.0) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
+def scene_frame(scene: Scene, width: int, height: int, t: float) -> np.ndarray:
+    """A video frame at ``t`` seconds, drawn at half size and scaled up: the art is smooth, so this
+    costs nothing visible and makes rendering about four times faster."""
+    small = render(scene, max(2, width // 2), max(2, height // 2), t)
+    return np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR))
+
+
 def render_png(prompt: str, seed: int, width: int, height: int) -> bytes:
     pixels = render(scene_for(prompt, seed), width, height)
     buffer = io.BytesIO()

@@ -8,15 +8,17 @@ the provider's own message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from ..catalog import Choice, ModelSpec
+from ..catalog import Choice, ImageInput, ModelSpec
 from ..errors import InvalidInput, ProviderError
 from ..jobs.status import JobKind
 from .base import MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .http import ErrorDetail, RemoteProvider, json_or_error
+from .references import by_field, url_or_data_url
 from .settings import RemoteSettings
 
 
@@ -45,6 +47,19 @@ _STAGES: dict[str, tuple[TaskState, int]] = {
 }
 
 
+# MiniMax's image-to-video rules for a first frame: JPG, PNG or WebP under 20 MB, the short side
+# over 300 px, the aspect ratio between 2:5 and 5:2. Sent as a URL MiniMax fetches or a data URL.
+FIRST_FRAME = ImageInput(
+    "image",
+    "first_frame_image",
+    formats=("png", "jpeg", "webp"),
+    min_side=301,
+    max_aspect=2.5,
+    help="The video starts from it; its aspect ratio is the video's",
+)
+FIRST_FRAME_REQUIRED = replace(FIRST_FRAME, required=True)
+
+
 def _hailuo_limits(params: dict[str, Any]) -> None:
     if params.get("resolution") == "1080P" and params.get("duration") != "6":
         raise InvalidInput("duration", "1080P videos can only be 6 s long", "6")
@@ -53,6 +68,7 @@ def _hailuo_limits(params: dict[str, Any]) -> None:
 
 
 def _hailuo(name: str, resolutions: tuple[str, ...]) -> ModelSpec:
+    # Text to video, or from a first frame when one is given.
     return ModelSpec(
         name=name,
         provider="minimax",
@@ -65,11 +81,13 @@ def _hailuo(name: str, resolutions: tuple[str, ...]) -> ModelSpec:
             Choice("prompt_optimizer", "Let MiniMax rewrite the prompt", ("on", "off"), "on"),
         ),
         rules=(_hailuo_limits,),
+        image_inputs=(FIRST_FRAME,),
     )
 
 
-def _classic(name: str) -> ModelSpec:
-    # The first-generation models take no duration or resolution (6 s at 720P).
+def _classic(name: str, image_inputs: tuple[ImageInput, ...] = ()) -> ModelSpec:
+    # The first-generation models take no duration or resolution (6 s at 720P); T2V-01 ones start
+    # from text only, I2V-01 ones only from a first frame.
     return ModelSpec(
         name=name,
         provider="minimax",
@@ -77,6 +95,7 @@ def _classic(name: str) -> ModelSpec:
         label=f"MiniMax {name} (6 s, 720P)",
         max_prompt_chars=MAX_PROMPT,
         params=(Choice("prompt_optimizer", "Let MiniMax rewrite the prompt", ("on", "off"), "on"),),
+        image_inputs=image_inputs,
     )
 
 
@@ -85,11 +104,16 @@ MODELS = (
     _hailuo("MiniMax-Hailuo-2.3", ("768P", "1080P")),
     _classic("T2V-01"),
     _classic("T2V-01-Director"),
+    _classic("I2V-01", (FIRST_FRAME_REQUIRED,)),
+    _classic("I2V-01-Director", (FIRST_FRAME_REQUIRED,)),
+    _classic("I2V-01-live", (FIRST_FRAME_REQUIRED,)),
 )
 
 
 # -- pure builders and parsers ---------------------------------------------------------------
-def create_request(model: ModelSpec, prompt: str, params: dict[str, Any]) -> dict[str, Any]:
+def create_request(
+    model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model.remote_name,
         "prompt": prompt,
@@ -99,6 +123,7 @@ def create_request(model: ModelSpec, prompt: str, params: dict[str, Any]) -> dic
         body["duration"] = int(params["duration"])
     if "resolution" in params:
         body["resolution"] = params["resolution"]
+    body |= {name: url_or_data_url(ref) for name, ref in by_field(model, references).items()}
     return body
 
 
@@ -149,7 +174,7 @@ class MiniMaxProvider(RemoteProvider):
         self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
     ) -> Submitted:
         data, response = self._json(
-            "POST", "v1/video_generation", creates=True, json=create_request(model, prompt, params)
+            "POST", "v1/video_generation", creates=True, json=create_request(model, prompt, params, references)
         )
         if not data.get("task_id"):
             raise ProviderError("MiniMax accepted the video but returned no task_id", code="malformed_response")

@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 
-from ..catalog import Choice, IntRange, ModelSpec, Size
+from ..catalog import Choice, ImageInput, IntRange, ModelSpec, Size
 from ..errors import InvalidInput, ProviderError
 from ..jobs.status import JobKind
 from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .http import ErrorDetail, ProviderHttp, RemoteProvider, json_or_error
+from .references import FilePart, by_field, file_part
 from .settings import RemoteSettings
 
 
@@ -41,12 +42,32 @@ GPT_IMAGE_PARAMS = (
 )
 
 
+MB = 1024 * 1024
+# Images edits (CreateImageEditRequest): the mask is a PNG the size of the image, transparent where
+# the model may paint, for every model that edits.
+EDIT_MASK = ImageInput("mask", "mask", formats=("png",), max_bytes=4 * MB, same_size_as_image=True)
+GPT_IMAGE_INPUTS = (ImageInput("image", "image", formats=("png", "webp", "jpeg"), max_bytes=50 * MB), EDIT_MASK)
+DALL_E_2_INPUTS = (ImageInput("image", "image", formats=("png",), max_bytes=4 * MB, square=True), EDIT_MASK)
+# Sora's first frame. OpenAI gives no byte limit for it; 20 MB is our conservative default. One
+# reseller says it must match the requested size, which OpenAI does not confirm: not enforced.
+VIDEO_INPUTS = (ImageInput("image", "input_reference"),)
+# What an edit takes of a model's options: dall-e-3 cannot edit, so "style" never goes; the
+# response format only for dall-e-2 (gpt-image models always answer in base64).
+EDIT_FIELDS = ("n", "size", "quality", "response_format", "output_format", "background")
+
+
 def _transparent_needs_alpha(params: dict[str, Any]) -> None:
     if params.get("background") == "transparent" and params.get("output_format") == "jpeg":
         raise InvalidInput("background", "transparent needs an output format with alpha", "png, webp")
 
 
-def _image(name: str, params: tuple[Any, ...], max_prompt: int, rules: tuple[Any, ...] = ()) -> ModelSpec:
+def _image(
+    name: str,
+    params: tuple[Any, ...],
+    max_prompt: int,
+    rules: tuple[Any, ...] = (),
+    image_inputs: tuple[ImageInput, ...] = (),
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         provider="openai",
@@ -55,6 +76,7 @@ def _image(name: str, params: tuple[Any, ...], max_prompt: int, rules: tuple[Any
         params=params,
         max_prompt_chars=max_prompt,
         rules=rules,
+        image_inputs=image_inputs,
     )
 
 
@@ -69,6 +91,7 @@ def _video(name: str, sizes: tuple[str, ...]) -> ModelSpec:
             Choice("duration", "Length in seconds", ("4", "8", "12"), "4"),
             Size("size", "Width x height", choices=sizes, default_value="1280x720"),
         ),
+        image_inputs=VIDEO_INPUTS,
     )
 
 
@@ -86,6 +109,7 @@ MODELS = (
             RESPONSE_FORMAT,
         ),
         1000,
+        image_inputs=DALL_E_2_INPUTS,
     ),
     _image(
         "dall-e-3",
@@ -103,8 +127,8 @@ MODELS = (
         ),
         4000,
     ),
-    _image("gpt-image-1", GPT_IMAGE_PARAMS, 32000, (_transparent_needs_alpha,)),
-    _image("gpt-image-1.5", GPT_IMAGE_PARAMS, 32000, (_transparent_needs_alpha,)),
+    _image("gpt-image-1", GPT_IMAGE_PARAMS, 32000, (_transparent_needs_alpha,), GPT_IMAGE_INPUTS),
+    _image("gpt-image-1.5", GPT_IMAGE_PARAMS, 32000, (_transparent_needs_alpha,), GPT_IMAGE_INPUTS),
     _video("sora-2", ("1280x720", "720x1280")),
     _video("sora-2-pro", ("1280x720", "720x1280", "1792x1024", "1024x1792")),
 )
@@ -126,6 +150,19 @@ def image_request(model: ModelSpec, prompt: str, params: dict[str, Any]) -> dict
     return body
 
 
+def edit_form(
+    model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference]
+) -> list[tuple[str, FilePart | tuple[None, str]]]:
+    """The multipart parts of ``POST /images/edits``: the image (and mask) as files, the options
+    as plain fields (``(None, value)``), as the official SDK sends them."""
+    files = by_field(model, references)
+    parts: list[tuple[str, FilePart | tuple[None, str]]] = [(name, file_part(ref)) for name, ref in files.items()]
+    fields = {"model": model.remote_name, "prompt": prompt}
+    fields |= {name: str(params[name]) for name in EDIT_FIELDS if name in params}
+    parts += [(name, (None, value)) for name, value in fields.items()]
+    return parts
+
+
 def parse_images(data: dict[str, Any], request_id: str | None = None) -> ImageResult:
     items = data.get("data")
     if not isinstance(items, list) or not items:
@@ -143,15 +180,20 @@ def parse_images(data: dict[str, Any], request_id: str | None = None) -> ImageRe
     return ImageResult(outputs, usage=usage, revised_prompt=revised, request_id=request_id)
 
 
-def video_form(model: ModelSpec, prompt: str, params: dict[str, Any]) -> dict[str, tuple[None, str]]:
-    """Multipart fields (httpx sends ``(None, value)`` tuples as plain form fields)."""
+def video_form(
+    model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
+) -> dict[str, FilePart | tuple[None, str]]:
+    """Multipart fields (httpx sends ``(None, value)`` tuples as plain form fields); a first frame
+    goes as the ``input_reference`` file part."""
     fields = {
         "model": model.remote_name,
         "prompt": prompt,
         "seconds": str(params["duration"]),
         "size": params["size"],
     }
-    return {name: (None, value) for name, value in fields.items()}
+    form: dict[str, FilePart | tuple[None, str]] = {name: (None, value) for name, value in fields.items()}
+    form |= {name: file_part(ref) for name, ref in by_field(model, references).items()}
+    return form
 
 
 def parse_video(data: dict[str, Any], http: ProviderHttp, poll_after_s: float | None) -> PollResult:
@@ -200,13 +242,18 @@ class OpenAIProvider(RemoteProvider):
     def generate(
         self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
     ) -> ImageResult:
-        response = self.http.call("POST", "images/generations", creates=True, json=image_request(model, prompt, params))
+        if references:
+            form = edit_form(model, prompt, params, references)
+            response = self.http.call("POST", "images/edits", creates=True, files=form)
+        else:
+            body = image_request(model, prompt, params)
+            response = self.http.call("POST", "images/generations", creates=True, json=body)
         return parse_images(json_or_error(self.http, response), request_id(response))
 
     def submit(
         self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
     ) -> Submitted:
-        response = self.http.call("POST", "videos", creates=True, files=video_form(model, prompt, params))
+        response = self.http.call("POST", "videos", creates=True, files=video_form(model, prompt, params, references))
         data = json_or_error(self.http, response)
         if not data.get("id"):
             raise ProviderError("OpenAI accepted the video but returned no id", code="malformed_response")

@@ -11,16 +11,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 
-from ..catalog import Choice, IntRange, ModelSpec
+from ..catalog import Choice, ImageInput, IntRange, ModelSpec
 from ..errors import ProviderError
 from ..jobs.status import JobKind
 from .base import ImageResult, MediaSource, PollResult, ProviderEntry, Reference, Submitted, TaskState
 from .http import ErrorDetail, RemoteProvider, json_or_error
+from .minimax import FIRST_FRAME
+from .references import by_field, data_url
 from .settings import RemoteSettings
 
 PREFER_WAIT_S = 60
@@ -53,6 +55,30 @@ VIDEO_PARAMS = (
 )
 
 
+# Replicate takes a file input as a URL, a data URI (best under 1 MB) or a file uploaded to it
+# first (up to 100 MB): ours go as the storage URL where there is one, inline when small, else
+# uploaded, so a large picture on local storage still works and requests stay small.
+DATA_URI_MAX_BYTES = 1024 * 1024
+UPLOAD_MAX_BYTES = 100 * 1024 * 1024
+
+
+class ImageField(BaseModel):
+    """A model's input for one of our roles, as declared in ``REPLICATE_IMAGE_INPUTS``."""
+
+    field: str = Field(min_length=1)
+    required: bool = False
+
+
+ImageRole = Literal["image", "mask"]
+# Inputs named in Replicate's own model pages for the default and common models; any other model's
+# are declared in settings (each model names its inputs its own way). MiniMax's models on Replicate
+# hand the first frame to MiniMax, so MiniMax's own limits for it hold there too.
+KNOWN_IMAGE_INPUTS: dict[str, tuple[ImageInput, ...]] = {
+    "minimax/video-01": (FIRST_FRAME,),
+    "minimax/hailuo-02": (FIRST_FRAME,),
+}
+
+
 class ReplicateSettings(RemoteSettings, env_prefix="REPLICATE_"):
     """Replicate, for the image and video models listed here."""
 
@@ -73,6 +99,16 @@ class ReplicateSettings(RemoteSettings, env_prefix="REPLICATE_"):
         description="Replicate video models offered, as owner/name (JSON list in the environment).",
     )
 
+    image_inputs: dict[str, dict[ImageRole, ImageField | str]] = Field(
+        {},
+        description=(
+            "Image inputs of listed models, as JSON: owner/name to {role: input name} with roles image "
+            'and mask, e.g. {"black-forest-labs/flux-kontext-pro": {"image": {"field": "input_image", '
+            '"required": true}}}; a plain name is an optional input. Adds to and overrides the ones '
+            "known for minimax/video-01 and minimax/hailuo-02."
+        ),
+    )
+
     @field_validator("image_models", "video_models")
     @classmethod
     def _owner_slash_name(cls, value: list[str]) -> list[str]:
@@ -81,10 +117,39 @@ class ReplicateSettings(RemoteSettings, env_prefix="REPLICATE_"):
                 raise ValueError(f"{name!r} is not owner/name")
         return value
 
+    @field_validator("image_inputs")
+    @classmethod
+    def _owner_slash_name_keys(
+        cls, value: dict[str, dict[ImageRole, ImageField | str]]
+    ) -> dict[str, dict[ImageRole, ImageField | str]]:
+        cls._owner_slash_name(list(value))
+        return value
+
+    def image_inputs_of(self, model: str) -> tuple[ImageInput, ...]:
+        """What ``model`` takes: the known inputs, with the ones declared here added or replacing them."""
+        inputs = {known.role: known for known in KNOWN_IMAGE_INPUTS.get(model, ())}
+        for role, given in self.image_inputs.get(model, {}).items():
+            declared = ImageField(field=given) if isinstance(given, str) else given
+            inputs[role] = ImageInput(
+                role,
+                declared.field,
+                required=declared.required,
+                max_bytes=UPLOAD_MAX_BYTES,
+                same_size_as_image=role == "mask",  # an inpainting mask covers the image pixel for pixel
+            )
+        return tuple(inputs.values())
+
 
 def models_from(own: ReplicateSettings) -> tuple[ModelSpec, ...]:
     def spec(name: str, kind: JobKind, params: tuple[Any, ...]) -> ModelSpec:
-        return ModelSpec(name=name, provider="replicate", kind=kind, label=f"{name} on Replicate", params=params)
+        return ModelSpec(
+            name=name,
+            provider="replicate",
+            kind=kind,
+            label=f"{name} on Replicate",
+            params=params,
+            image_inputs=own.image_inputs_of(name),
+        )
 
     return tuple(spec(n, JobKind.IMAGE, IMAGE_PARAMS) for n in own.image_models) + tuple(
         spec(n, JobKind.VIDEO, VIDEO_PARAMS) for n in own.video_models
@@ -139,12 +204,20 @@ class ReplicateProvider(RemoteProvider):
     read_error = staticmethod(read_error)
     min_timeout_s = PREFER_WAIT_S + 10  # Prefer: wait holds the request open
 
-    def _create(self, model: ModelSpec, prompt: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    def _create(
+        self,
+        model: ModelSpec,
+        prompt: str,
+        params: dict[str, Any],
+        references: Sequence[Reference],
+        headers: dict[str, str],
+    ) -> dict[str, Any]:
+        images = {name: self._file_input(ref) for name, ref in by_field(model, references).items()}
         response = self.http.call(
             "POST",
             f"v1/models/{model.remote_name}/predictions",
             creates=True,
-            json={"input": prediction_input(prompt, params)},
+            json={"input": prediction_input(prompt, params) | images},
             headers=headers,
         )
         data = json_or_error(self.http, response)
@@ -152,12 +225,27 @@ class ReplicateProvider(RemoteProvider):
             raise ProviderError("Replicate accepted the prediction but returned no id", code="malformed_response")
         return data
 
+    def _file_input(self, ref: Reference) -> str:
+        if ref.url is not None:
+            return ref.url
+        data = ref.read()
+        if len(data) <= DATA_URI_MAX_BYTES:
+            return data_url(ref, data)
+        # Not a create: an upload sent twice leaves one unused file that Replicate expires itself.
+        response = self.http.call("POST", "v1/files", files={"content": (ref.name, data, ref.content_type)})
+        url = (json_or_error(self.http, response).get("urls") or {}).get("get")
+        if not url:
+            raise ProviderError(
+                "Replicate stored the input image but returned no URL for it", code="malformed_response"
+            )
+        return str(url)
+
     def generate(
         self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
     ) -> ImageResult:
         deadline_s = self.studio_settings.image_deadline_s
         data = self._create(
-            model, prompt, params, {"Prefer": f"wait={PREFER_WAIT_S}", "Cancel-After": f"{deadline_s}s"}
+            model, prompt, params, references, {"Prefer": f"wait={PREFER_WAIT_S}", "Cancel-After": f"{deadline_s}s"}
         )
         give_up = time.monotonic() + deadline_s
         result = parse_prediction(data)
@@ -177,7 +265,8 @@ class ReplicateProvider(RemoteProvider):
     def submit(
         self, model: ModelSpec, prompt: str, params: dict[str, Any], references: Sequence[Reference] = ()
     ) -> Submitted:
-        data = self._create(model, prompt, params, {"Cancel-After": f"{self.studio_settings.video_deadline_s}s"})
+        cancel_after = {"Cancel-After": f"{self.studio_settings.video_deadline_s}s"}
+        data = self._create(model, prompt, params, references, cancel_after)
         return Submitted(str(data["id"]))
 
     def poll(self, model: ModelSpec, task_id: str) -> PollResult:

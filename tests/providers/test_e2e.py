@@ -36,17 +36,7 @@ def fake() -> Iterator[FakeProviders]:
 
 
 def _env(fake: FakeProviders) -> dict[str, str]:
-    return {
-        "OPENAI_API_KEY": fake.OPENAI_KEY,
-        "OPENAI_BASE_URL": fake.openai_base,
-        "MINIMAX_API_KEY": fake.MINIMAX_KEY,
-        "MINIMAX_BASE_URL": fake.minimax_base,
-        "REPLICATE_API_TOKEN": fake.REPLICATE_TOKEN,
-        "REPLICATE_BASE_URL": fake.replicate_base,
-        "MEDIAGEN_REPLICATE_IMAGE_MODELS": '["fake/image-model"]',
-        "MEDIAGEN_REPLICATE_VIDEO_MODELS": '["fake/video-model"]',
-        "MEDIAGEN_OUTBOUND_ALLOW": '["127.0.0.1/32"]',  # the fake stands in for public hosts
-    }
+    return fake.environment()
 
 
 @pytest.fixture

@@ -212,3 +212,27 @@ def test_download_urls_expire_and_can_break(fake: FakeProviders, openai: httpx.C
     fake.media_ttl_s = 0
     expired = httpx.get(link)
     assert (expired.status_code, expired.text) == (403, "Request has expired")
+
+
+def test_reference_image_routes(fake: FakeProviders, components: dict[str, Any]) -> None:
+    """Edits want an image and answer like generations; MiniMax's I2V models want a first frame;
+    Replicate keeps an uploaded file and gives a URL for it."""
+    with _client(fake.OPENAI_KEY) as openai:
+        edit = {"prompt": (None, "a hat"), "model": (None, "gpt-image-1"), "n": (None, "2")}
+        missing = openai.post(f"{fake.openai_base}/images/edits", files=edit)
+        assert missing.status_code == 400 and missing.json()["error"]["param"] == "image"
+        edited = openai.post(
+            f"{fake.openai_base}/images/edits", files=edit | {"image": ("cat.png", fake.png, "image/png")}
+        )
+        _conforms(components, "ImagesResponse", edited.json())
+        assert len(edited.json()["data"]) == 2
+    assert fake.calls("openai.images.edits")[-1].files["image"].data == fake.png
+    with _client(fake.MINIMAX_KEY) as minimax:
+        refused = minimax.post(f"{fake.minimax_base}/v1/video_generation", json={"model": "I2V-01", "prompt": "x"})
+        assert refused.json()["base_resp"]["status_code"] == 2013
+    with _client(fake.REPLICATE_TOKEN) as replicate:
+        stored = replicate.post(
+            f"{fake.replicate_base}/v1/files", files={"content": ("cat.png", fake.png, "image/png")}
+        )
+        assert stored.status_code == 201 and stored.json()["urls"]["get"].startswith(fake.replicate_base)
+        assert stored.json()["size"] == len(fake.png) and stored.json()["content_type"] == "image/png"

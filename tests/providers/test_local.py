@@ -19,6 +19,8 @@ from mediagen.config import Settings
 from mediagen.providers.base import ImageProvider, PollResult, TaskState, VideoProvider
 from mediagen.providers.local import FPS, MODELS, LocalProvider, LocalSettings, encode_mp4
 
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
+
 IMAGE = next(m for m in MODELS if m.name == "local-image")
 VIDEO = next(m for m in MODELS if m.name == "local-video")
 DEADLINE_S = 30.0

@@ -3,6 +3,8 @@ and the core settings know none of them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -58,3 +60,34 @@ def test_a_key_switches_a_provider_on_and_the_core_knows_no_provider(monkeypatch
     assert OpenAISettings().base_url == "https://api.openai.com/v1"
     for field in Settings.model_fields:
         assert not field.startswith(tuple(PROVIDERS)), f"core setting {field} belongs to a provider"
+
+
+def test_replicate_image_inputs_are_declared_per_model_in_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    declared = {
+        "bfl/kontext": {"image": {"field": "input_image", "required": True}},
+        "a/fill": {"image": "image", "mask": "mask"},
+        "minimax/video-01": {"image": "start_image"},
+    }
+    monkeypatch.setenv("REPLICATE_IMAGE_INPUTS", json.dumps(declared))
+    own = ReplicateSettings(
+        image_models=["bfl/kontext", "a/fill"], video_models=["minimax/video-01", "minimax/hailuo-02"]
+    )
+    models = {m.name: m for m in PROVIDERS["replicate"].models(own)}
+    assert models["bfl/kontext"].needs_image and models["bfl/kontext"].image_input("image").field == "input_image"
+    mask = models["a/fill"].image_input("mask")
+    assert mask is not None and mask.field == "mask" and mask.same_size_as_image and not models["a/fill"].needs_image
+    assert (
+        models["minimax/video-01"].image_input("image").field == "start_image"
+    )  # a declaration replaces the known one
+    known = models["minimax/hailuo-02"].image_input("image")
+    assert known is not None and known.field == "first_frame_image" and known.max_aspect == 2.5  # MiniMax's limits
+
+
+@pytest.mark.parametrize(
+    ("declared", "problem"),
+    [('{"flux": {"image": "image"}}', "is not owner/name"), ('{"a/b": {"face": "image"}}', "'image' or 'mask'")],
+)
+def test_replicate_image_inputs_that_make_no_sense_are_refused(monkeypatch, declared, problem) -> None:
+    monkeypatch.setenv("REPLICATE_IMAGE_INPUTS", declared)
+    with pytest.raises(ValidationError, match=problem):
+        ReplicateSettings()

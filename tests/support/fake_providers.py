@@ -46,6 +46,15 @@ class Reply:
     chunk_delay_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class RecordedFile:
+    """A file part of a multipart request, as the client sent it."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 @dataclass
 class Recorded:
     route: str
@@ -60,6 +69,7 @@ class Recorded:
     sent: int = 0  # bytes of a throttled response body handed to the server so far
     answered_at: float | None = None  # when the answer (its status and headers) was handed to the server
     peer: tuple[str, int] | None = None  # the client's address and port: one port per connection
+    files: dict[str, RecordedFile] = field(default_factory=dict)  # multipart file parts by field name
 
 
 @cache
@@ -151,6 +161,20 @@ class FakeProviders:
     def replicate_base(self) -> str:
         return f"{self.base_url}/replicate"
 
+    def environment(self) -> dict[str, str]:
+        """The variables that point every real client at this fake, with Replicate's test models."""
+        return {
+            "OPENAI_API_KEY": self.OPENAI_KEY,
+            "OPENAI_BASE_URL": self.openai_base,
+            "MINIMAX_API_KEY": self.MINIMAX_KEY,
+            "MINIMAX_BASE_URL": self.minimax_base,
+            "REPLICATE_API_TOKEN": self.REPLICATE_TOKEN,
+            "REPLICATE_BASE_URL": self.replicate_base,
+            "MEDIAGEN_REPLICATE_IMAGE_MODELS": '["fake/image-model"]',
+            "MEDIAGEN_REPLICATE_VIDEO_MODELS": '["fake/video-model"]',
+            "MEDIAGEN_OUTBOUND_ALLOW": '["127.0.0.1/32"]',  # the fake stands in for public hosts
+        }
+
     # -- scripting --------------------------------------------------------------------------
     def script(self, route: str, *replies: Reply) -> None:
         with self._lock:
@@ -171,6 +195,7 @@ class FakeProviders:
         oa, mm, rp = "/openai/v1", "/minimax/v1", "/replicate/v1"
         routes = [
             ("openai.images", "POST", f"{oa}/images/generations", self._openai_images),
+            ("openai.images.edits", "POST", f"{oa}/images/edits", self._openai_edits),
             ("openai.videos.create", "POST", f"{oa}/videos", self._openai_create),
             ("openai.videos.get", "GET", f"{oa}/videos/{{id}}", self._openai_get),
             ("openai.videos.delete", "DELETE", f"{oa}/videos/{{id}}", self._openai_delete),
@@ -181,6 +206,7 @@ class FakeProviders:
             ("replicate.create", "POST", f"{rp}/models/{{owner}}/{{name}}/predictions", self._replicate_create),
             ("replicate.get", "GET", f"{rp}/predictions/{{id}}", self._replicate_get),
             ("replicate.cancel", "POST", f"{rp}/predictions/{{id}}/cancel", self._replicate_cancel),
+            ("replicate.files", "POST", f"{rp}/files", self._replicate_upload),
             ("media", "GET", "/media/{token}", self._media_download),  # no auth: signed-URL style
         ]
         return Starlette(
@@ -224,13 +250,18 @@ class FakeProviders:
     async def _record(self, route: str, request: Request) -> Recorded:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
-        parsed_json, form = None, None
+        parsed_json, form, files = None, None, {}
         if content_type.startswith("application/json") and body:
             parsed_json = await request.json()
         elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             async with request.form() as parsed:
-                # A file part is recorded by its filename; its bytes are in `body` for tests that care.
+                # A file part is recorded by its filename in `form`, and whole in `files`.
                 form = {k: v if isinstance(v, str) else str(v.filename) for k, v in parsed.items()}
+                for name, value in parsed.multi_items():
+                    if not isinstance(value, str):
+                        files[name] = RecordedFile(
+                            str(value.filename), str(value.content_type or ""), await value.read()
+                        )
         recorded = Recorded(
             route,
             request.method,
@@ -241,6 +272,7 @@ class FakeProviders:
             form,
             body,
             peer=(request.client.host, request.client.port) if request.client else None,
+            files=files,
         )
         with self._lock:
             self.requests.append(recorded)
@@ -275,8 +307,19 @@ class FakeProviders:
         return steps[index]
 
     # -- OpenAI -----------------------------------------------------------------------------
+    def _openai_edits(self, call: Recorded, reply: Reply) -> Response:
+        if "image" not in call.files and "image[]" not in call.files:
+            error = {
+                "message": "Missing required parameter: 'image'.",
+                "type": "invalid_request_error",
+                "param": "image",
+                "code": "missing_required_parameter",
+            }
+            return JSONResponse({"error": error}, 400)
+        return self._openai_images(call, reply)
+
     def _openai_images(self, call: Recorded, _reply: Reply) -> Response:
-        body = call.json or {}
+        body = call.json or call.form or {}  # generations are JSON, edits multipart
         model, n = str(body.get("model", "dall-e-2")), int(body.get("n") or 1)
         items: list[dict[str, Any]] = []
         for _ in range(n):
@@ -377,6 +420,9 @@ class FakeProviders:
         return {"base_resp": {"status_code": 0, "status_msg": "success"}}
 
     def _minimax_create(self, call: Recorded, _reply: Reply) -> Response:
+        request = call.json or {}
+        if str(request.get("model", "")).startswith("I2V") and not request.get("first_frame_image"):
+            return JSONResponse({"base_resp": {"status_code": 2013, "status_msg": "first_frame_image is required"}})
         task_id = str(secrets.randbelow(10**12))
         with self._lock:
             self._tasks[task_id] = {"polls": 0, "request": call.json}
@@ -461,6 +507,24 @@ class FakeProviders:
         if task_id not in self._tasks:
             return self._replicate_missing()
         return JSONResponse(self._prediction(task_id, "canceled"))
+
+    def _replicate_upload(self, call: Recorded, _reply: Reply) -> Response:
+        upload = call.files.get("content")
+        if upload is None:
+            return JSONResponse({"title": "Invalid request", "detail": "content is required", "status": 422}, 422)
+        file_id = _hex()
+        url = f"{self.replicate_base}/v1/files/{file_id}"
+        return JSONResponse(
+            {
+                "id": file_id,
+                "name": upload.filename,
+                "content_type": upload.content_type,
+                "size": len(upload.data),
+                "created_at": _iso_now(),
+                "urls": {"get": url},
+            },
+            201,
+        )
 
     # -- downloads --------------------------------------------------------------------------
     def _media_download(self, call: Recorded, reply: Reply) -> Response:

@@ -33,3 +33,26 @@ def validator(schema: str, *, our_names: bool = False) -> Draft202012Validator:
         for name in OUR_OWN:
             parts["schemas"][name] = {"type": "string"}
     return Draft202012Validator({"$ref": f"#/components/schemas/{schema}", "components": parts})
+
+
+def _types(prop: dict[str, Any]) -> set[str]:
+    found = {prop["type"]} if isinstance(prop.get("type"), str) else set()
+    for choice in prop.get("anyOf", []) + prop.get("oneOf", []):
+        found |= _types(choice)
+    return found
+
+
+def form_values(schema: str, fields: dict[str, str]) -> dict[str, Any]:
+    """Multipart fields as the schema types them: on the wire every field is text, and OpenAI
+    reads ``n=2`` as the integer 2. File parts stay strings (the schema's ``format: binary``)."""
+    properties = components()["schemas"][schema]["properties"]
+    typed: dict[str, Any] = {}
+    for name, text in fields.items():
+        kinds = _types(properties.get(name, {}))
+        if "integer" in kinds and text.lstrip("-").isdigit():
+            typed[name] = int(text)
+        elif "boolean" in kinds and text in ("true", "false"):
+            typed[name] = text == "true"
+        else:
+            typed[name] = text
+    return typed
