@@ -123,11 +123,16 @@ class IllegalTransition(Conflict):
 
 
 class TooLarge(MediagenError):
-    """A request body or upload larger than we accept; names the limit."""
+    """A request body or upload larger than we accept; names the limit, and the field when one
+    part of the request (an uploaded image) is what is too large."""
 
     code = "too_large"
     http_status = 413
     exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class RateLimited(MediagenError):

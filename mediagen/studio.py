@@ -140,14 +140,17 @@ class Studio:
         future.add_done_callback(self._generation_done)
         return future
 
-    def check_generation_room(self) -> None:
-        """Refuse, before anything is written, a generation that would wait behind a full backlog."""
+    def check_generation_room(self, needed: int = 1) -> None:
+        """Refuse, before anything is written, generations that would wait behind a full backlog
+        (``needed`` of them: a comparison's image columns start together or not at all)."""
         room = self.settings.image_concurrency + self.settings.image_backlog
         with self._lock:
             waiting = self._in_flight
-        if waiting >= room:
+        if waiting + needed > room:
             raise RateLimited(
-                f"{waiting} image generations are running or waiting here (at most {room}); try again shortly",
+                f"{waiting} image generations are running or waiting here (at most {room})"
+                + (f", so {needed} more do not fit" if needed > 1 else "")
+                + "; try again shortly",
                 retry_after_s=max(1.0, self.settings.image_deadline_s / 60),
             )
 

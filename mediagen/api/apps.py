@@ -19,7 +19,8 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import openai_v1, seed
+from .. import server
+from . import comparisons, openai_images, openai_v1, seed, uploads
 from .problems import HANDLERS, problem
 
 TITLE = "mediagen API"
@@ -31,7 +32,8 @@ DOCS_ASSETS = "/api/docs/assets"
 
 class BodyLimit:
     """Refuse (413) a request body over ``MAX_BODY_BYTES``, announced or streamed, before a
-    handler reads it into memory."""
+    handler reads it into memory; an upload route's multipart body may add the images the
+    studio's models take (``uploads.body_allowance``), each capped again as it is parsed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,9 +42,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = uploads.body_allowance(scope, MAX_BODY_BYTES, server.studio)
         announced = dict(scope["headers"]).get(b"content-length")
-        if announced and announced.isdigit() and int(announced) > MAX_BODY_BYTES:
-            await self._refuse(scope, receive, send)
+        if announced and announced.isdigit() and int(announced) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
 
@@ -50,17 +53,17 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY_BYTES:
+            if seen > limit:
                 raise _Oversized
             return message
 
         try:
             await self.app(scope, counted, send)
         except _Oversized:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = problem(413, f"the request body is over {MAX_BODY_BYTES // 1024} KiB", code="too_large")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        answer = problem(413, f"the request body is over {uploads.mb(limit)}", code="too_large")
         await answer(scope, receive, send)
 
 
@@ -87,7 +90,9 @@ def document() -> dict[str, Any]:
         servers=[{"url": "/"}],
     )
     whole.include_router(seed.router, prefix="/api")
+    whole.include_router(comparisons.router, prefix="/api")
     whole.include_router(openai_v1.router, prefix="/v1")
+    whole.include_router(openai_images.router, prefix="/v1")
     return whole.openapi()
 
 
@@ -124,6 +129,7 @@ def build(sign_in: Callable[[], bool]) -> list[Mount]:
     sign_in = rechecked(sign_in)
     api = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
     api.include_router(seed.router)
+    api.include_router(comparisons.router)
     spec = document()
 
     @api.get("/openapi.json", include_in_schema=False)
@@ -144,4 +150,5 @@ def build(sign_in: Callable[[], bool]) -> list[Mount]:
 
     v1 = _surface(sign_in, openapi_url=None, docs_url=None, redoc_url=None)
     v1.include_router(openai_v1.router)
+    v1.include_router(openai_images.router)
     return [Mount("/api", app=api), Mount("/v1", app=v1)]

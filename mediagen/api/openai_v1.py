@@ -4,27 +4,30 @@ published schemas; model names and sizes are ours (``GET /v1/models`` lists them
 
 from __future__ import annotations
 
-import json
 from contextlib import suppress
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from ..auth.roles import Capability, User
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, TooLarge
 from ..jobs import actions
 from ..jobs.browse import video_page
+from ..jobs.references import ImageRef
 from ..jobs.status import JobKind, JobStatus
 from ..library.deletion import delete_jobs
 from ..studio import Studio
-from . import idempotency
+from . import idempotency, uploads
 from .callers import caller, changeable_job, current_studio, owner_filter, require, visible_job
 from .content import stored_bytes
-from .seed import generate_image, image_data
+from .openai_images import images_answer
+from .seed import generate_image
 from .shapes import ERRORS, ImagesOut, ModelList, ModelOut, VideoDeleted, VideoList, VideoOut
+from .video_bodies import DOCUMENTED_BODY, as_input_reference, first_frame, read_video_body
 from .views import video_resource
 
 router = APIRouter(tags=["OpenAI-compatible"], responses=ERRORS)
@@ -86,85 +89,59 @@ async def create_images(body: ImageGeneration, request: Request, user: Caller) -
         job = await generate_image(studio, request, user, body.prompt, body.model, params)
         if isinstance(job, Response):
             return job
-        data = await run_in_threadpool(image_data, studio, job, body.response_format or "url")
-        answer: dict[str, Any] = {"created": int(job.created_at.timestamp()), "data": data}
-        fmt = job.assets[0].content_type.removeprefix("image/") if job.assets else None
-        if fmt in {"png", "webp", "jpeg"}:
-            answer["output_format"] = fmt
-        return JSONResponse(answer)
+        return await run_in_threadpool(images_answer, studio, job, body.response_format or "url")
 
     return await idempotency.once(studio, request, user, body.model_dump(), create)
-
-
-class VideoCreation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=100_000)
-    model: str | None = None
-    seconds: str | None = Field(None, description='Length in seconds, as a string ("4").')
-    size: str | None = Field(None, description="WIDTHxHEIGHT, e.g. 1280x720.")
-
-
-_VIDEO_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": VideoCreation.model_json_schema()},
-            "multipart/form-data": {"schema": VideoCreation.model_json_schema()},
-        },
-    }
-}
-
-
-async def _video_fields(request: Request) -> VideoCreation:
-    """The create body as OpenAI's SDK sends it (multipart) or as JSON."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json":
-        try:
-            raw: Any = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise InvalidInput("body", "is not valid JSON") from None
-    elif kind in {"multipart/form-data", "application/x-www-form-urlencoded"}:
-        form = await request.form()
-        if "input_reference" in form:
-            raise InvalidInput("input_reference", "reference images are not supported here yet")
-        raw = {key: value for key, value in form.items() if isinstance(value, str)}
-    else:
-        raise InvalidInput("Content-Type", f"{kind or 'none'} is not accepted", "multipart/form-data, application/json")
-    if not isinstance(raw, dict):
-        raise InvalidInput("body", "must be an object with at least a prompt")
-    try:
-        return VideoCreation.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidInput(field, first["msg"]) from None
 
 
 @router.post(
     "/videos",
     response_model=VideoOut,
     summary="Create a video (multipart as OpenAI's SDK sends it, or JSON)",
-    openapi_extra=_VIDEO_BODY,
+    description="`input_reference`, for models that take one, is the video's first frame: a file part, "
+    'or `{"image_url": ...}` (http(s) or a data: URL) in JSON. It is kept with the job as its input.',
+    openapi_extra=DOCUMENTED_BODY,
 )
 async def create_video(request: Request, user: Caller) -> Response:
     studio = current_studio()
-    body = await _video_fields(request)
+    body = await read_video_body(request, studio)
+    references: list[ImageRef] = []
+    try:
+        fields = body.fields
+        try:
+            references = first_frame(studio, body)
+        except (InvalidInput, TooLarge) as exc:
+            raise as_input_reference(exc) from None
+        fingerprint = fields.model_dump()
+        if body.upload is not None:  # the same fields with another image is another request
+            fingerprint["input_reference"] = await run_in_threadpool(uploads.digest, body.upload.file)
 
-    async def create() -> Response:
-        require(user, Capability.GENERATE, "generate videos")
-        params = {"duration": body.seconds, "size": body.size}
-        job = await run_in_threadpool(
-            actions.submit_video,
-            studio,
-            body.prompt,
-            model=body.model,
-            params={k: v for k, v in params.items() if v is not None},
-            owner=user.email,
-        )
-        return _paced(studio.settings.poll_interval_s, video_resource(job))
+        async def create() -> Response:
+            require(user, Capability.GENERATE, "generate videos")
+            params = {"duration": fields.seconds, "size": fields.size}
+            try:
+                job = await run_in_threadpool(
+                    partial(
+                        actions.submit_video,
+                        studio,
+                        fields.prompt,
+                        model=fields.model,
+                        params={k: v for k, v in params.items() if v is not None},
+                        owner=user.email,
+                        references=references,
+                        reader=user,
+                    )
+                )
+            except (InvalidInput, TooLarge) as exc:
+                raise as_input_reference(exc) from None
+            return _paced(studio.settings.poll_interval_s, video_resource(job))
 
-    return await idempotency.once(studio, request, user, body.model_dump(), create)
+        return await idempotency.once(studio, request, user, fingerprint, create)
+    finally:
+        for ref in references:
+            if ref.upload is not None:
+                ref.upload.close()
+        await body.close()
 
 
 @router.get("/videos/{video_id}", response_model=VideoOut, summary="A video job (OpenAI's VideoResource)")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..db.tables import Job
-from ..errors import InvalidInput, MediagenError, ProviderError, RateLimited, http_status
+from ..errors import InvalidInput, MediagenError, ProviderError, RateLimited, TooLarge, http_status
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def mediagen_error(request: Request, exc: Exception) -> JSONResponse:
     status = http_status(exc)
     if status >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-    param = exc.field if isinstance(exc, InvalidInput) else None
+    param = exc.field if isinstance(exc, InvalidInput | TooLarge) else None
     answer = problem(status, str(exc), param=param, code=exc.code)
     if isinstance(exc, RateLimited):
         answer.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))

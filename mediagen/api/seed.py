@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -15,6 +17,7 @@ from starlette.responses import JSONResponse
 from ..auth.roles import Capability, User
 from ..db.tables import Job
 from ..jobs import actions
+from ..jobs.references import ImageRef
 from ..jobs.status import JobKind, JobStatus
 from ..studio import Studio
 from . import idempotency
@@ -63,6 +66,11 @@ class VideoRequest(BaseModel):
     resolution: str | None = Field(None, description="Models with named resolutions (MiniMax: 768P, 1080P).")
     seed: int | None = Field(None, description="Same prompt and seed give the same result (where offered).")
     webhook_url: str | None = Field(None, description="POSTed the task's final state, signed (Standard Webhooks).")
+    image: str | None = Field(
+        None,
+        description="The first frame, for models that take one: an http(s) URL, or the id of one of your image jobs.",
+        max_length=4096,
+    )
 
 
 class TaskCreated(BaseModel):
@@ -116,12 +124,30 @@ def image_data(studio: Studio, job: Job, response_format: str) -> list[dict[str,
 
 
 async def generate_image(
-    studio: Studio, request: Request, user: User, prompt: str, model: str | None, params: dict[str, Any]
+    studio: Studio,
+    request: Request,
+    user: User,
+    prompt: str,
+    model: str | None,
+    params: dict[str, Any],
+    references: Sequence[ImageRef] = (),
 ) -> Job | JSONResponse:
     """Run one image generation for an HTTP caller: the job when it succeeded, else the error
-    answer (a failed generation is an answer, recorded, not an exception)."""
+    answer (a failed generation is an answer, recorded, not an exception). ``references``: the
+    images it starts from (an edit), a job REF only one this caller may see."""
     require(user, Capability.GENERATE, "generate images")
-    future = await run_in_threadpool(actions.start_image, studio, prompt, model=model, params=params, owner=user.email)
+    future = await run_in_threadpool(
+        partial(
+            actions.start_image,
+            studio,
+            prompt,
+            model=model,
+            params=params,
+            owner=user.email,
+            references=references,
+            reader=user,
+        )
+    )
     job = await asyncio.wrap_future(future)
     if JobStatus(job.status) is not JobStatus.SUCCEEDED:
         return await mediagen_error(request, failed_generation(job))
@@ -176,13 +202,17 @@ async def post_video(body: VideoRequest, request: Request, user: Caller) -> Resp
         require(user, Capability.GENERATE, "generate videos")
         params = _params(body, "duration", "size", "resolution", "seed")
         job = await run_in_threadpool(
-            actions.submit_video,
-            studio,
-            body.prompt,
-            model=body.model,
-            params=params,
-            owner=user.email,
-            webhook_url=body.webhook_url,
+            partial(
+                actions.submit_video,
+                studio,
+                body.prompt,
+                model=body.model,
+                params=params,
+                owner=user.email,
+                webhook_url=body.webhook_url,
+                references=[ImageRef(source=body.image)] if body.image else [],
+                reader=user,  # so a job REF must be one this caller may see, and never a path here
+            )
         )
         return _created(request, job, "video task queued; poll check_status_url for its progress")
 

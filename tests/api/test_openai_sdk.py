@@ -4,6 +4,7 @@ and schemathesis over /api/openapi.json."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -11,10 +12,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from PIL import Image
 
 from ..support.servers import AppServer, app_server
 
@@ -93,6 +96,75 @@ def test_the_sdk_raises_its_own_exception_classes(client, server) -> None:
     bad = openai.OpenAI(base_url=f"{server.base}/v1", api_key="mg_nope_nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
+
+
+def _png(size: tuple[int, int], colour: tuple[int, ...], mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def _job_of(server: AppServer, media_url: str) -> dict[str, Any]:
+    """The job a stored file belongs to (its key ends in ``{job_id}-{index}.{ext}``), as the CLI shows it."""
+    job_id = media_url.rsplit("/", 1)[-1].split("-", 1)[0]
+    shown = _cli(server, "job", job_id)
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def test_the_sdk_edits_an_image_and_starts_a_video_from_one(client, server) -> None:
+    photo = _png((320, 240), (200, 60, 30))
+    mask = _png((320, 240), (0, 0, 0, 0), "RGBA")
+    edited = client.images.edit(
+        model="dall-e-3",
+        image=("photo.png", photo, "image/png"),
+        mask=("mask.png", mask),
+        prompt="at dusk",
+        size="256x256",
+    )
+    url = edited.data[0].url
+    assert url and url.startswith(server.base + "/cdn/") and httpx.get(url).content[1:4] == b"PNG"
+    job = _job_of(server, url)
+    assert job["status"] == "succeeded" and job["model"] == "local-image"
+    kept = {i["role"]: i for i in job["inputs"]}
+    assert kept["image"]["origin"] == "upload photo.png" and (kept["image"]["width"], kept["image"]["height"]) == (
+        320,
+        240,
+    )
+    assert httpx.get(kept["image"]["url"]).content == photo and kept["mask"]["bytes"] == len(mask)
+
+    frame = _png((160, 90), (20, 90, 200))
+    video = client.videos.create_and_poll(
+        model="sora-2",
+        prompt="the tide comes in",
+        seconds="1",
+        size="160x90",
+        input_reference=("tide.png", frame, "image/png"),
+    )
+    assert video.status == "completed", video.error
+    shown = json.loads(_cli(server, "job", video.id).stdout)
+    (first_frame,) = shown["inputs"]
+    assert first_frame["origin"] == "upload tide.png" and httpx.get(first_frame["url"]).content == frame
+    assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
+
+
+def test_the_sdk_gets_refusals_naming_the_reference_field(client) -> None:
+    with pytest.raises(openai.BadRequestError) as not_image:
+        client.images.edit(model="local-image", image=("notes.png", b"plain text, not a picture"), prompt="x")
+    assert not_image.value.param == "image"
+    with pytest.raises(openai.BadRequestError) as too_many:
+        client.images.edit(
+            model="local-image", image=[("a.png", _png((64, 64), (1, 2, 3))), ("b.png", b"x")], prompt="x"
+        )
+    assert too_many.value.param == "image" and "a second one" in too_many.value.message
+    with pytest.raises(openai.APIStatusError) as too_big:
+        client.images.edit(
+            model="local-image", image=("big.png", _png((64, 64), (1, 2, 3)) + bytes(21 * 1024 * 1024)), prompt="x"
+        )
+    assert too_big.value.status_code == 413 and too_big.value.body["param"] == "image"
+    with pytest.raises(openai.BadRequestError) as no_image_model:
+        client.videos.create(model="local-video", prompt="x", input_reference=("a.txt", b"hello"))  # not an image
+    assert no_image_model.value.param == "input_reference"
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
