@@ -62,7 +62,7 @@ test: lint typecheck browser postgres
 	$(BIN)/pytest
 
 screenshots: install browser
-	MEDIAGEN_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/ui/test_browser.py -q
+	MEDIAGEN_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/ui/test_browser.py tests/ui/test_browser_compare.py tests/ui/test_browser_lineage.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

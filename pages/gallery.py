@@ -4,10 +4,11 @@ from mediagen.errors import MediagenError
 from mediagen.jobs import browse
 from mediagen.jobs.status import JobKind, JobStatus
 from mediagen.library import collections
+from mediagen.ui import job_story, links, services, widgets
 from mediagen.ui import library as library_ui
-from mediagen.ui import links, services, widgets
 from mediagen.ui.access import StudioPage
 from mediagen.ui.gallery import card_grid, date_range, pager
+from mediagen.ui.media import open_job_for_link, open_linked_details
 
 user = services.page_user(StudioPage.GALLERY)
 studio = services.studio()
@@ -25,9 +26,15 @@ for note in links.read_link_once(
         "size": list(browse.PAGE_SIZES),
         "collection": list(owned),
     },
-    parse={"size": int, "collection": int, "starred": lambda text: text == "1"},
+    parse={
+        "size": int,
+        "collection": int,
+        "starred": lambda text: text == "1",
+        "comparisons": lambda text: text == "1",
+    },
 ):
     st.caption(widgets.plain(note))
+open_linked_details(job_story.JOB_PARAM)
 
 # Defaults through session state, not widget arguments: a link may have set these keys already.
 st.session_state.setdefault("g-order", "Newest")
@@ -45,6 +52,9 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         "Collection", list(owned), format_func=owned.get, index=None, key="g-collection", width=220
     )
     starred = st.toggle("Starred only", key="g-starred")
+    comparisons_only = st.toggle(
+        "Comparisons only", key="g-comparisons", help="One prompt on several models, each group as one card"
+    )
     order = st.segmented_control("Order", ["Newest", "Oldest"], key="g-order")
     size = st.selectbox("Per page", browse.PAGE_SIZES, key="g-size", width=100)
     selecting = st.toggle("Select", key="g-selecting", help="Pick jobs to collect, download as a zip or delete")
@@ -58,11 +68,21 @@ filters = browse.JobFilters(
     text=text or "",
     starred_by=owner if starred else None,
     collection_id=collection,
+    comparisons_only=comparisons_only,
 )
+# A comparison is one card, in place of its columns, unless the filters pick among its columns.
+one_per_comparison = not filters.picks_jobs
 try:
-    total = browse.count_jobs(studio, filters)
+    total = browse.count_jobs(studio, filters, one_per_comparison=one_per_comparison)
     cursor = pager.current(filters, order, size)
-    page = browse.page_of_jobs(studio, filters, after=cursor, limit=size, newest_first=order != "Oldest")
+    page = browse.page_of_jobs(
+        studio,
+        filters,
+        after=cursor,
+        limit=size,
+        newest_first=order != "Oldest",
+        one_per_comparison=one_per_comparison,
+    )
 except MediagenError as exc:
     widgets.show_error(exc)
     st.stop()
@@ -77,8 +97,10 @@ links.write_link(
         "q": text.strip(),
         "collection": collection,
         "starred": "1" if starred else None,
+        "comparisons": "1" if comparisons_only else None,
         "order": order if order == "Oldest" else None,
         "size": size if size != browse.PAGE_SIZES[1] else None,
+        job_story.JOB_PARAM: open_job_for_link(),
     },
     cursor,
 )
@@ -87,5 +109,5 @@ with st.container(horizontal=True, vertical_alignment="center"):
     library_ui.gallery_zip_link(studio, filters, total, owned.get(collection) if collection is not None else None)
 if selecting:
     library_ui.bulk_actions(studio, owner, page.jobs)
-card_grid(studio, page.jobs, owner, filters, selecting=selecting)
+card_grid(studio, page.jobs, owner, filters, selecting=selecting, one_per_comparison=one_per_comparison)
 pager.controls(page.next_cursor)

@@ -77,6 +77,20 @@ def fresh_database(request: pytest.FixtureRequest, kind: str) -> Iterator[str | 
         cluster.drop_database(name)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``one_database`` run on SQLite only: what they check does not depend on the
+    database, and the database-bound code under them runs on both in its own tests."""
+    on_postgresql = [
+        item
+        for item in items
+        if item.get_closest_marker("one_database")
+        and getattr(getattr(item, "callspec", None), "params", {}).get("database_url") == "postgresql"
+    ]
+    if on_postgresql:
+        config.hook.pytest_deselected(items=on_postgresql)
+        items[:] = [item for item in items if item not in on_postgresql]
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """The database a test's studio uses: the data dir's SQLite file (None), or a fresh database

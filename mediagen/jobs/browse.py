@@ -16,8 +16,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, Select, exists, func, literal, literal_column, select, text, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from ..db.tables import Asset, CollectionAsset, Favourite, Job
 from ..errors import InvalidInput
@@ -40,6 +52,7 @@ class JobFilters:
     owner: str | None = None
     starred_by: str | None = None  # only jobs with an asset this user starred
     collection_id: int | None = None  # only jobs with an asset in this collection
+    comparisons_only: bool = False  # only the columns of comparisons (one prompt on several models)
 
     def validate(self) -> JobFilters:
         _check_choices("kind", self.kinds, [k.value for k in JobKind])
@@ -96,7 +109,15 @@ class JobFilters:
             query = query.where(
                 exists(grouped.where(Asset.job_id == Job.id, CollectionAsset.collection_id == self.collection_id))
             )
+        if self.comparisons_only:
+            query = query.where(Job.comparison_id.is_not(None))
         return query
+
+    @property
+    def picks_jobs(self) -> bool:
+        """Whether these filters choose among a comparison's columns (by model, status, star or
+        collection): then each matching column is a result of its own, not its comparison's card."""
+        return bool(self.models or self.statuses or self.starred_by or self.collection_id is not None)
 
 
 def _check_choices(field: str, given: Sequence[str], allowed: list[str]) -> None:
@@ -135,6 +156,18 @@ def _beyond(after: str | None, newest_first: bool) -> list[ColumnElement[bool]]:
     # over the (created_at, id) index; the OR form made page 500 slower than page 1.
     position, cursor = tuple_(Job.created_at, Job.id), decode_cursor(after)
     return [position < cursor if newest_first else position > cursor]
+
+
+def first_of_its_comparison() -> ColumnElement[bool]:
+    """Jobs outside any comparison, and the first job of each comparison: a list that shows a
+    comparison as one entry, where its first column was made. One lookup along
+    ix_jobs_comparison_id per job of a comparison, so paging stays keyset-cheap."""
+    earlier = aliased(Job)
+    before = tuple_(earlier.created_at, earlier.id) < tuple_(Job.created_at, Job.id)
+    return or_(
+        Job.comparison_id.is_(None),
+        ~exists(select(earlier.id).where(earlier.comparison_id == Job.comparison_id, before)),
+    )
 
 
 def _page_order(newest_first: bool) -> tuple[ColumnElement[Any], ...]:
@@ -208,12 +241,14 @@ def page_of_jobs(
     after: str | None = None,
     limit: int = 24,
     newest_first: bool = True,
+    one_per_comparison: bool = False,
 ) -> JobPage:
     """A page of jobs matching ``filters``. A full-text search looks among the next
     ``SEARCH_WINDOW`` jobs first (``_window``), which fills the page of a common word; for rarer
     words SQLite looks among eight times as many and so on, as FTS5 reads only a window's part
     of each word's list, while PostgreSQL goes straight to all of them through the GIN index
-    (``_matches_first``), which costs what the rare word's matches do."""
+    (``_matches_first``), which costs what the rare word's matches do. ``one_per_comparison``
+    keeps only the first job of each comparison (see ``first_of_its_comparison``)."""
     if not 1 <= limit <= 200:
         raise InvalidInput("page size", f"{limit} is out of range", "1–200")
     filters.validate()
@@ -224,6 +259,8 @@ def page_of_jobs(
         while True:
             bounds = _window(session, after, newest_first, window, rowids=sqlite) if window else None
             query = filters.apply(select(Job), full_text=full_text, window=bounds)
+            if one_per_comparison:
+                query = query.where(first_of_its_comparison())
             if full_text and bounds is None and not sqlite:
                 query = _matches_first(query, after, newest_first, limit)
             query = seek(query.options(selectinload(Job.assets)), after, newest_first=newest_first)
@@ -236,8 +273,10 @@ def page_of_jobs(
     return JobPage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
-def count_jobs(studio: Studio, filters: JobFilters) -> int:
+def count_jobs(studio: Studio, filters: JobFilters, *, one_per_comparison: bool = False) -> int:
     query = filters.validate().apply(select(func.count()).select_from(Job), full_text=has_full_text(studio.db))
+    if one_per_comparison:
+        query = query.where(first_of_its_comparison())
     with studio.db.read() as session:
         return int(session.scalar(query) or 0)
 

@@ -12,6 +12,7 @@ from mediagen.errors import Forbidden
 class StudioPage(StrEnum):
     IMAGE_STUDIO = "image_studio"
     VIDEO_STUDIO = "video_studio"
+    COMPARE = "compare"
     GALLERY = "gallery"
     TASK_HISTORY = "task_history"
     SYSTEM = "system"
@@ -20,6 +21,7 @@ class StudioPage(StrEnum):
 PAGE_TITLES = {
     StudioPage.IMAGE_STUDIO: "Image studio",
     StudioPage.VIDEO_STUDIO: "Video studio",
+    StudioPage.COMPARE: "Compare",
     StudioPage.GALLERY: "Gallery",
     StudioPage.TASK_HISTORY: "Task history",
     StudioPage.SYSTEM: "System",
@@ -27,6 +29,7 @@ PAGE_TITLES = {
 NEEDS = {
     StudioPage.IMAGE_STUDIO: Capability.GENERATE,
     StudioPage.VIDEO_STUDIO: Capability.GENERATE,
+    StudioPage.COMPARE: Capability.GENERATE,
     StudioPage.GALLERY: Capability.BROWSE,
     StudioPage.TASK_HISTORY: Capability.ADMINISTER,
     StudioPage.SYSTEM: Capability.ADMINISTER,

@@ -10,17 +10,19 @@ import streamlit as st
 
 from mediagen.db.tables import Job
 from mediagen.jobs.browse import JobFilters
+from mediagen.jobs.comparisons import views_of
 from mediagen.jobs.status import JobKind, JobStatus
 from mediagen.library import stars
 from mediagen.studio import Studio
 from mediagen.ui import library as library_ui
-from mediagen.ui import links, widgets
+from mediagen.ui import links, starting_points, widgets
+from mediagen.ui.comparison_view import comparison_link, gallery_card
 from mediagen.ui.media import details_if_open, open_details
 from mediagen.ui.paging import Pager
 
 GRID_COLUMNS = 4
 # The filter inputs "Clear filters" empties (order, page size and selection stay as they are).
-FILTER_KEYS = ("g-kind", "g-status", "g-model", "g-dates", "g-text", "g-collection", "g-starred")
+FILTER_KEYS = ("g-kind", "g-status", "g-model", "g-dates", "g-text", "g-collection", "g-starred", "g-comparisons")
 
 
 def date_range(label: str, key: str) -> tuple[date | None, date | None]:
@@ -54,16 +56,30 @@ def nothing_to_show(filters: JobFilters) -> None:
         st.button("Clear filters", key="g-clear-filters", on_click=_clear_filters, icon=":material/clear_all:")
 
 
-def card_grid(studio: Studio, jobs: list[Job], owner: str, filters: JobFilters, *, selecting: bool = False) -> None:
+def card_grid(
+    studio: Studio,
+    jobs: list[Job],
+    owner: str,
+    filters: JobFilters,
+    *,
+    selecting: bool = False,
+    one_per_comparison: bool = False,
+) -> None:
+    """The page's cards; with ``one_per_comparison``, a comparison's job (its first, see
+    ``browse.first_of_its_comparison``) is drawn as the whole group's card."""
     if not jobs:
         nothing_to_show(filters)
         return
     details_if_open(studio, owner)
+    groups = views_of(studio, [job.comparison_id for job in jobs if job.comparison_id]) if one_per_comparison else {}
     starred = stars.starred(studio, owner, [asset.id for job in jobs for asset in job.assets])
     for start in range(0, len(jobs), GRID_COLUMNS):
         columns = st.columns(GRID_COLUMNS)
         for job, column in zip(jobs[start : start + GRID_COLUMNS], columns, strict=False):
             with column:
+                if job.comparison_id in groups:
+                    gallery_card(studio, groups[job.comparison_id])
+                    continue
                 _card(studio, job, owner, starred=any(asset.id in starred for asset in job.assets), selecting=selecting)
 
 
@@ -90,6 +106,9 @@ def _card(studio: Studio, job: Job, owner: str, *, starred: bool, selecting: boo
         st.caption(widgets.plain(f"{job.model} · {job.created_at:%Y-%m-%d %H:%M} UTC"))
         with st.container(horizontal=True, vertical_alignment="center"):
             open_details(job.id, key=f"open-{job.id}")
+            starting_points.card_menu(studio, job)
+            if job.comparison_id:
+                comparison_link(job.comparison_id, key=f"card-comparison-{job.id}")
             if selecting:
                 library_ui.select_box(job)
 

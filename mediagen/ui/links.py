@@ -36,6 +36,7 @@ PARAMS = (
     LinkParam("order", "g-order"),
     LinkParam("size", "g-size"),
     LinkParam("starred", "g-starred"),
+    LinkParam("comparisons", "g-comparisons"),
     LinkParam("collection", "g-collection"),
     LinkParam("owner", "g-owner"),
 )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from mediagen.auth.roles import Capability
 from mediagen.db.tables import Asset, Job
 from mediagen.errors import MediagenError
 from mediagen.jobs import actions, queries
@@ -13,8 +14,8 @@ from mediagen.jobs.status import ACTIVE_STATUSES, RETRYABLE_STATUSES, JobKind, J
 from mediagen.library import stars
 from mediagen.media import derive
 from mediagen.studio import Studio
+from mediagen.ui import job_story, services, starting_points, widgets
 from mediagen.ui import library as library_ui
-from mediagen.ui import services, widgets
 
 # How often a queued or running job's details read its progress from the database.
 LIVE_REFRESH_S = 1.5
@@ -87,6 +88,8 @@ def recent_images(studio: Studio, owner: str) -> None:
         with st.container(border=True, key=f"image-card-{job.id}"):
             widgets.job_heading(job)
             image_results(studio, job, full=position == 0)
+            with st.container(horizontal=True):
+                starting_points.action_links(studio, job)
     if len(recent) == RECENT_IMAGE_JOBS:
         st.caption("Older images are in the Gallery.")
 
@@ -164,8 +167,36 @@ def open_details(job_id: str, key: str) -> None:
     )
 
 
+# The job the URL (``/gallery?job=ID``) names, as already followed: the run that follows a
+# dismissal, or a press of another Details, still has it in its URL and must not open it again.
+LINKED_JOB = "details-linked"
+
+
 def _forget_details() -> None:
     st.session_state.pop(OPEN_JOB, None)
+
+
+def open_linked_details(param: str) -> None:
+    """Open the details of the job the URL's ``param`` names (``/gallery?job=ID``: shared, or a
+    lineage link)."""
+    job_id = st.query_params.get(param)
+    if not job_id:
+        st.session_state.pop(LINKED_JOB, None)
+    elif st.session_state.get(LINKED_JOB) != job_id:
+        st.session_state[LINKED_JOB] = job_id
+        st.session_state[OPEN_JOB] = job_id
+        # Said again: a link to the page already open reruns it with the link's query, but the
+        # browser's address bar keeps the old one until the page sends its own.
+        st.query_params[param] = job_id
+
+
+def open_job_for_link() -> str | None:
+    """The job whose details are open, for the page's URL; the URL so written is not a link
+    followed (the next run must not open it over the details opened meanwhile)."""
+    found: str | None = st.session_state.get(OPEN_JOB)
+    if found:
+        st.session_state[LINKED_JOB] = found
+    return found
 
 
 def details_if_open(studio: Studio, owner: str) -> None:
@@ -212,6 +243,10 @@ def job_dialog(studio: Studio, job_id: str, owner: str) -> None:
     chain = queries.retry_chain(studio, job.id)
     if len(chain) > 1:
         st.text("Retry chain: " + " → ".join(f"{j.id} ({j.status})" for j in chain))
+    job_story.story(studio, job)
+    if services.signed_in_user().may(Capability.GENERATE):
+        with st.container(horizontal=True, key=f"take-further-{job.id}"):
+            starting_points.action_links(studio, job)
     with st.container(horizontal=True):
         retry_button(studio, job, key=f"dialog-retry-{job.id}")
         if (

@@ -22,13 +22,14 @@ PAGES_DIR = Path(__file__).resolve().parent.parent.parent / "pages"
 # font servers, which offline (or behind a strict firewall) leaves the tab without an icon.
 FAVICON = Path(__file__).with_name("favicon.svg")
 SECTIONS = {
-    "Create": (StudioPage.IMAGE_STUDIO, StudioPage.VIDEO_STUDIO),
+    "Create": (StudioPage.IMAGE_STUDIO, StudioPage.VIDEO_STUDIO, StudioPage.COMPARE),
     "Browse": (StudioPage.GALLERY,),
     "Admin": (StudioPage.TASK_HISTORY, StudioPage.SYSTEM),
 }
 ICONS = {
     StudioPage.IMAGE_STUDIO: ":material/image:",
     StudioPage.VIDEO_STUDIO: ":material/movie:",
+    StudioPage.COMPARE: ":material/view_column:",
     StudioPage.GALLERY: ":material/photo_library:",
     StudioPage.TASK_HISTORY: ":material/history:",
     StudioPage.SYSTEM: ":material/monitor_heart:",

@@ -8,7 +8,7 @@ from mediagen.db.tables import Job
 from mediagen.jobs import queries
 from mediagen.jobs.status import ACTIVE_STATUSES, JobKind, JobStatus
 from mediagen.studio import Studio
-from mediagen.ui import widgets
+from mediagen.ui import starting_points, widgets
 from mediagen.ui.media import action_feedback, cancel_button, describe, play, retry_button
 
 PANEL_REFRESH_S = 1.5
@@ -45,3 +45,5 @@ def _job_card(studio: Studio, job: Job) -> None:
                 st.caption(describe(asset))
         else:
             widgets.job_error(job)
+        if status.is_final:
+            starting_points.action_links(studio, job)

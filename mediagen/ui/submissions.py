@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Generic, Protocol, TypeVar
 
 import streamlit as st
 
@@ -35,6 +36,16 @@ REPEAT_WINDOW_S = 1.0
 AWAIT_S = 0.5
 
 
+class Made(Protocol):
+    """What a submission makes: a job, or a comparison (a group of jobs)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+M = TypeVar("M", bound=Made)
+
+
 class Verdict(Enum):
     ACCEPTED = "accepted"
     BUSY = "busy"  # the session's previous submission to this studio is still under way
@@ -42,14 +53,14 @@ class Verdict(Enum):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What the session's last accepted press came to: a job, or why nothing was made."""
+class Outcome(Generic[M]):
+    """What the session's last accepted press came to: a job (or group), or why nothing was made."""
 
-    job: Job | None = None
+    job: M | None = None
     error: MediagenError | None = None
 
 
-class SubmissionGuard:
+class SubmissionGuard(Generic[M]):
     """One studio's submissions in one browser session. Thread-safe: two runs of one session can
     be alive at once (see the module docstring)."""
 
@@ -57,7 +68,7 @@ class SubmissionGuard:
         self._lock = threading.Lock()
         self._busy = False
         self._last: tuple[Hashable, float, str] | None = None  # request, when it ended, its job
-        self.outcome: Outcome | None = None
+        self.outcome: Outcome[M] | None = None
         self.notice: str | None = None  # why the last press made nothing, said once
 
     def take_notice(self) -> str | None:
@@ -69,7 +80,7 @@ class SubmissionGuard:
     def busy(self) -> bool:
         return self._busy
 
-    def submit(self, request: Hashable, create: Callable[[], Job]) -> tuple[Verdict, str | None]:
+    def submit(self, request: Hashable, create: Callable[[], M]) -> tuple[Verdict, str | None]:
         """Run ``create`` unless this press is turned away; the verdict, and the id of the job
         this press made or, for a repeat, of the one made a moment ago."""
         with self._lock:
@@ -98,11 +109,11 @@ class SubmissionGuard:
         return Verdict.ACCEPTED, job.id if job else None
 
 
-def guard(kind: JobKind) -> SubmissionGuard:
+def guard(kind: JobKind) -> SubmissionGuard[Job]:
     key = f"{kind.value}-submissions"
     if key not in st.session_state:
-        st.session_state[key] = SubmissionGuard()
-    found: SubmissionGuard = st.session_state[key]
+        st.session_state[key] = SubmissionGuard[Job]()
+    found: SubmissionGuard[Job] = st.session_state[key]
     return found
 
 
@@ -139,7 +150,7 @@ def generate_button(
             submissions.notice = "Still working on your last request; this press made nothing."
         st.rerun()  # the form again, its button as the submission now allows, and the outcome
     if submissions.busy:
-        _await_other_run(submissions, working)
+        await_other_run(submissions, working)
     elif submissions.outcome is not None:
         _show_outcome(submissions.outcome)
     if notice := submissions.take_notice():
@@ -147,7 +158,7 @@ def generate_button(
 
 
 @st.fragment(run_every=AWAIT_S)
-def _await_other_run(submissions: SubmissionGuard, working: str) -> None:
+def await_other_run(submissions: SubmissionGuard[M], working: str) -> None:
     """The submission belongs to a run that a newer one replaced: it ends on its own, and then
     the whole page shows its result."""
     if submissions.busy:
@@ -156,7 +167,7 @@ def _await_other_run(submissions: SubmissionGuard, working: str) -> None:
         st.rerun(scope="app")
 
 
-def _show_outcome(outcome: Outcome) -> None:
+def _show_outcome(outcome: Outcome[Job]) -> None:
     if outcome.error is not None:
         widgets.show_error(outcome.error, lead="Nothing was generated")
         return

@@ -81,12 +81,13 @@ class GenerationRequest:
     model: str
     params: dict[str, Any]
     webhook_url: str | None
+    images: tuple[str, ...] = ()  # what it starts from (``StartImages.fingerprint``)
 
     @property
     def fingerprint(self) -> tuple[str, ...]:
         """What makes two presses of Generate the same request."""
         params = json.dumps(self.params, sort_keys=True, default=str)
-        return (self.prompt, self.model, params, self.webhook_url or "")
+        return (self.prompt, self.model, params, self.webhook_url or "", *self.images)
 
 
 def generation_form(studio: Studio, kind: JobKind, placeholder: str) -> GenerationRequest:

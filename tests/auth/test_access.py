@@ -16,6 +16,8 @@ from mediagen.library import deletion
 
 from ..support.markdown import shown
 
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
+
 ROLES = {"ana@example.com": "admin", "example.com": "creator", "@review.example.org": "reviewer"}
 AUTH = {
     "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
@@ -27,13 +29,14 @@ AUTH = {
 PAGES = {
     "pages/image_studio.py": "Image studio",
     "pages/video_studio.py": "Video studio",
+    "pages/compare.py": "Compare",
     "pages/gallery.py": "Gallery",
     "pages/task_history.py": "Task history",
     "pages/system.py": "System",
 }
 OPEN_TO = {
     "admin": set(PAGES),
-    "creator": {"pages/image_studio.py", "pages/video_studio.py", "pages/gallery.py"},
+    "creator": {"pages/image_studio.py", "pages/video_studio.py", "pages/compare.py", "pages/gallery.py"},
     "reviewer": {"pages/gallery.py"},
 }
 EMAILS = {"admin": "ana@example.com", "creator": "bo@example.com", "reviewer": "cy@review.example.org"}

@@ -18,6 +18,8 @@ from ..conftest import ROOT
 from ..support.fakes import ScriptedProvider, scripted_entry
 from ..support.markdown import assert_shows_literally, shown
 
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
+
 # Everything a Markdown-rendering element shows (badges are Markdown too).
 MARKDOWN_ELEMENTS = ("markdown", "caption", "info", "warning", "error", "success", "toast")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from mediagen.admin import history
 from mediagen.api import links
 from mediagen.config import ModelPrice
@@ -14,6 +16,8 @@ from mediagen.library import collections, stars
 from mediagen.worker.sweep import tick
 
 from ..conftest import stored_files
+
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
 
 XSS = "<img src=x onerror=alert(1)> **bold**"
 

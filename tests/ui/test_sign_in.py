@@ -113,7 +113,7 @@ def test_a_creator_cannot_act_on_another_creators_job(studio_server, visitor) ->
     finally:
         studio.close()
     _sign_in(visitor, studio_server, "bo@example.com")
-    assert _nav(visitor) == {"Image studio", "Video studio", "Gallery"}
+    assert _nav(visitor) == {"Image studio", "Video studio", "Compare", "Gallery"}
     visitor.get_by_role("link", name="Gallery").click()
     card = visitor.locator(f".st-key-card-{theirs.id}")
     # Media URLs are signed with sign-in on, and the browser shows them.
@@ -132,7 +132,7 @@ def test_a_creator_cannot_act_on_another_creators_job(studio_server, visitor) ->
 
 def test_an_admin_sees_everything(studio_server, visitor) -> None:
     _sign_in(visitor, studio_server, "ana@example.com")
-    assert _nav(visitor) == {"Image studio", "Video studio", "Gallery", "Task history", "System"}
+    assert _nav(visitor) == {"Image studio", "Video studio", "Compare", "Gallery", "Task history", "System"}
     visitor.get_by_role("link", name="Task history").click()
     visitor.get_by_text("Finished jobs", exact=True).wait_for()
     visitor.get_by_role("link", name="System").click()

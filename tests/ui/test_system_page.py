@@ -14,6 +14,8 @@ from mediagen.studio import Studio
 from ..conftest import ROOT
 from ..support.s3_server import AWS_ENV, client, moto_server, new_bucket
 
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
+
 
 def _system_page(studio: Studio) -> Any:
     from streamlit.testing.v1 import AppTest

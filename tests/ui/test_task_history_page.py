@@ -8,11 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from mediagen.jobs import actions
 from mediagen.jobs.status import JobStatus
 
 from ..conftest import run_to_end
+
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
 
 
 def _charts(app: Any) -> list[tuple[dict[str, Any], pd.DataFrame]]:
