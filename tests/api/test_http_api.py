@@ -24,6 +24,8 @@ from mediagen.studio import Studio
 from ..conftest import run_to_end
 from ..support import openai_spec
 
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
+
 ROLES = {"ana@example.com": "creator", "bob@example.com": "creator", "rev@example.com": "reviewer"}
 ROLES |= {"adm@example.com": "admin"}
 

@@ -29,6 +29,8 @@ from mediagen.studio import Studio
 
 from ..support.servers import free_port
 
+pytestmark = pytest.mark.one_database  # what it checks does not depend on the database
+
 SMALL = {"size": "256x256"}
 
 
