@@ -84,7 +84,7 @@ class KillOutcome:
     assets: list[Asset]
     final_events: int
     stored: list[str]
-    spool_after_kill: list[str]
+    spool_at_kill: list[str]
     spool_at_end: list[str]
     calls: dict[str, int]
     sent_at_kill: int
@@ -116,10 +116,11 @@ def _kill_mid_download(workdir: Path, database_url: str | None) -> KillOutcome:
             )
             sent_at_kill = download.sent
             killed = lease_holder(workers, job_row(studio, job.id))
+            # Read before the kill: a survivor's sweep may clear a dead process's folder at once.
+            spool_at_kill = spool_leftovers(data_dir)
             killed.kill9()
             killed_at = time.time()
             at_kill = job_row(studio, job.id)
-            spool_after_kill = spool_leftovers(data_dir)
 
             survivors = [w for w in workers if w is not killed]
             wait_for(lambda: JobStatus(job_row(studio, job.id).status).is_final, 30, "a survivor to finish the job")
@@ -130,7 +131,7 @@ def _kill_mid_download(workdir: Path, database_url: str | None) -> KillOutcome:
                 assets=asset_rows(studio, job.id),
                 final_events=final_event_counts(studio)[job.id],
                 stored=files_under(data_dir / "media"),
-                spool_after_kill=spool_after_kill,
+                spool_at_kill=spool_at_kill,
                 spool_at_end=[],
                 calls={
                     "create": len(fake.calls("openai.videos.create")),
@@ -202,13 +203,11 @@ def test_kill9_mid_download_a_surviving_worker_finishes_the_job_exactly_once(kil
 def test_kill9_mid_download_leaves_no_spool_files(killed_mid_download) -> None:
     run = killed_mid_download
     assert run.job.status == JobStatus.SUCCEEDED
-    # Was a BUG until 9e48664 (ingest.sweep_spool, run by a claiming tick): the spool file is a
+    # Was a BUG until 9e48664 (now the spool sweep, a chore of the workers' ticks): the spool file is a
     # NamedTemporaryFile only its own process deletes, so a worker killed mid-download left
     # spool/ingest-*.part behind for good.
-    assert run.spool_after_kill, "the killed worker had a spool file open (this test's premise)"
-    assert run.spool_at_end == [], (
-        f"spool files left by the killed worker (present right after the kill: {run.spool_after_kill})"
-    )
+    assert run.spool_at_kill, "the killed worker had a spool file open (this test's premise)"
+    assert run.spool_at_end == [], f"spool files left by the killed worker (present at the kill: {run.spool_at_kill})"
 
 
 # -- a2. kill -9 after the upload, before the result is written ------------------------------
