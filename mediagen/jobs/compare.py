@@ -77,30 +77,10 @@ class Launch:
     running: dict[int, Future[Job]]
 
 
-def start(
-    studio: Studio,
-    prompt: Any,
-    columns: Sequence[Column],
-    *,
-    kind: JobKind | str = JobKind.IMAGE,
-    shared_params: Mapping[str, Any] | None = None,
-    owner: str = "local",
-    references: Sequence[ImageRef] = (),
-    reader: User | None = None,
-) -> Comparison:
-    """Validate every column, then start them all at once; returns without waiting. The
-    ``references`` are shared by every column; a job REF among them must be one ``reader`` may
-    see (None: the studio itself, the CLI)."""
-    return launch(
-        studio,
-        prompt,
-        columns,
-        kind=kind,
-        shared_params=shared_params,
-        owner=owner,
-        references=references,
-        reader=reader,
-    ).comparison
+def start(studio: Studio, prompt: Any, columns: Sequence[Column], **options: Any) -> Comparison:
+    """Validate every column, then start them all at once; returns without waiting (``launch``'s
+    options: kind, shared_params, owner, references shared by every column, reader)."""
+    return launch(studio, prompt, columns, **options).comparison
 
 
 def launch(
@@ -114,7 +94,9 @@ def launch(
     references: Sequence[ImageRef] = (),
     reader: User | None = None,
 ) -> Launch:
-    """``start``, keeping the image columns' futures."""
+    """Validate every column, then start them all at once, keeping the image columns' futures. The
+    ``references`` are shared by every column; a job REF among them must be one ``reader`` may
+    see (None: the studio itself, the CLI)."""
     job_kind = _kind(kind)
     shared = {k: v for k, v in (shared_params or {}).items() if v is not None}
     plan = _plan(studio, job_kind, prompt, columns, shared, references)
